@@ -1,0 +1,160 @@
+"""``arena.evaluate``: one evaluation, from names to a written run directory and a Summary."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from arena.config import config_to_dict
+from arena.errors import ConfigError
+from arena.evaluator import Evaluator, FrameSink, plan_episodes
+from arena.plugins import Plugins, load_plugins
+from arena.results import EpisodeRecord, RunDir, Summary, summarize
+from arena.run import NON_IDENTITY_KEYS, RunInfo, build_config, check_compat, default_run_dir, make_env, make_policy
+
+log = logging.getLogger(__name__)
+
+__all__ = ["evaluate"]
+
+
+def _positive(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"--{name.replace('_', '-')}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def evaluate(
+    policy: Any,
+    env: str,
+    *,
+    episodes: int = 10,
+    num_envs: int = 1,
+    max_steps: int | None = None,
+    seed: int = 0,
+    scheduler: str = "chunked",
+    policy_config: Any = None,
+    env_config: Any = None,
+    scheduler_config: Any = None,
+    output: str | Path | None = None,
+    resume: str | Path | None = None,
+    write: bool = True,
+    plugins: Plugins | None = None,
+    on_episode: Callable[[EpisodeRecord, int, int], None] | None = None,
+    frames: FrameSink | None = None,
+) -> Summary:
+    """Evaluate ``policy`` on ``env`` and return the summary (also written to the run directory).
+
+    ``policy`` is a registered family name (``"random"``), a Policy subclass,
+    or a factory ``(env_spec, num_envs) -> Policy`` (for use inside training
+    loops). ``*_config`` are config instances or mappings of their fields.
+    ``resume`` continues an interrupted run directory: recorded episodes are
+    kept, the missing ones run with the seeds they would have had.
+    ``on_episode(record, done, total)`` is called as each episode ends.
+    With ``write=False`` nothing is written to disk.
+    """
+    _positive("episodes", episodes)
+    _positive("num_envs", num_envs)
+    if max_steps is not None:
+        _positive("max_steps", max_steps)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"--seed: expected an integer >= 0, got {seed!r}")
+    if resume is not None and output is not None and Path(output) != Path(resume):
+        raise ConfigError(f"--output {output} and --resume {resume} name different directories; give one")
+    plugins = plugins or load_plugins()
+    sched_entry = plugins.schedulers.get(scheduler)
+    sched_config = build_config(sched_entry.config, scheduler_config)
+
+    vec_env, env_cfg = make_env(plugins, env, env_config, num_envs)
+    run_dir: RunDir | None = None
+    try:
+        spec = vec_env.spec
+        pol, policy_name, pol_cfg = make_policy(plugins, policy, policy_config, spec, num_envs)
+        with pol:
+            desc = pol.describe()
+            check_compat(spec, desc)
+            sched = sched_entry.obj(
+                sched_config,
+                num_envs,
+                spec.action_dim,
+                desc.action_horizon,
+                hold_action=spec.hold,
+                suggested_execution=desc.execution_horizon,
+            )
+            steps = max_steps or spec.max_episode_steps
+            config = {
+                "policy": policy_name,
+                "policy_config": pol_cfg,
+                "env": env,
+                "env_config": env_cfg,
+                "scheduler": scheduler,
+                "scheduler_config": {"execution_horizon": getattr(sched, "execution_horizon", None), **_cfg(sched_config)},
+                "action_horizon": desc.action_horizon,
+                "episodes": episodes,
+                "max_steps": steps,
+                "seed": seed,
+                "num_envs": num_envs,
+            }
+            plan = plan_episodes(spec.tasks, episodes, seed)
+            previous: list[EpisodeRecord] = []
+            if write:
+                path = Path(resume) if resume is not None else Path(output) if output else default_run_dir(policy_name, env)
+                run_dir = RunDir(path)
+                identity = {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}
+                run_dir.create(identity, resume=resume is not None)
+                if resume is not None:
+                    planned = {(e.task, e.index) for e in plan}
+                    previous = [r for r in run_dir.load_records() if (r.task, r.episode_index) in planned]
+                    done = {(r.task, r.episode_index) for r in previous}
+                    plan = [e for e in plan if (e.task, e.index) not in done]
+                    log.info("resuming %s: %d episodes recorded, %d to run", path, len(previous), len(plan))
+            info = RunInfo(
+                run_dir=run_dir.path if run_dir else None,
+                config=config,
+                env_spec=spec,
+                episodes_planned=len(plan) + len(previous),
+                episodes_done_before=len(previous),
+            )
+            records = list(previous)
+            total = info.episodes_planned
+
+            def ended(record: EpisodeRecord) -> None:
+                if run_dir is not None:
+                    run_dir.append(record)
+                records.append(record)
+                plugins.notify("arena_episode_end", run=info, record=record)
+                if on_episode is not None:
+                    on_episode(record, len(records), total)
+
+            plugins.notify("arena_run_start", run=info)
+            evaluator = Evaluator(
+                vec_env,
+                pol,
+                sched,
+                plan,
+                steps,
+                ended,
+                policy_uses_cameras=bool(desc.cameras),
+                frames=frames,
+            )
+            evaluator.run()
+            summary = summarize(
+                records,
+                [t.name for t in spec.tasks],
+                config,
+                plugins.versions(),
+                success_rule=spec.success_rule,
+                run_dir=str(run_dir.path) if run_dir else None,
+            )
+            if run_dir is not None:
+                run_dir.write_summary(summary)
+            plugins.notify("arena_run_end", run=info, summary=summary)
+            return summary
+    finally:
+        if run_dir is not None:
+            run_dir.close()
+        vec_env.close()
+
+
+def _cfg(config: Any) -> dict[str, Any]:
+    return {k: v for k, v in config_to_dict(config).items() if k != "execution_horizon"}

@@ -1,0 +1,256 @@
+"""The ``arena`` command: eval, check, plugins.
+
+Flags of the chosen policy family, env family and scheduler are added to
+``arena eval`` / ``arena check`` once ``--policy``, ``--env`` and
+``--scheduler`` are known, so ``arena eval --policy gr00t --help`` shows the
+GR00T client's flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+from arena.config import add_config_arguments, config_from_namespace
+from arena.errors import ArenaError
+from arena.plugins import Plugins, load_plugins, parse_plugin_options
+
+log = logging.getLogger("arena")
+
+__all__ = ["main"]
+
+EPILOG = """examples:
+  arena eval --policy random --env debug/reach --episodes 5
+  arena eval --policy expert --env metaworld/mt10 --episodes 10 --num-envs 4
+  arena check --policy gr00t --env metaworld/pick-place-v3 --host gpu-box
+  arena plugins --json
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="no:NAME",
+        help="block a plugin by name (repeatable); ARENA_PLUGINS=a,b restricts installed plugins",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default: WARNING)",
+    )
+
+
+def _int(name: str, minimum: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def _selection(parser: argparse.ArgumentParser, with_run: bool) -> None:
+    parser.add_argument("--policy", required=True, help="policy family (see `arena plugins`)")
+    parser.add_argument("--env", required=True, help="env id FAMILY/ID, e.g. debug/reach or metaworld/mt10")
+    parser.add_argument("--scheduler", default="chunked", help="action scheduler (default: chunked)")
+    parser.add_argument("--num-envs", type=_int("num-envs", 1), default=1, help="parallel env slots (default: 1)")
+    if not with_run:
+        return
+    parser.add_argument("--episodes", type=_int("episodes", 1), default=10, help="episodes per task (default: 10)")
+    parser.add_argument(
+        "--max-steps", type=_int("max-steps", 1), default=None, help="step limit per episode (default: the env's)"
+    )
+    parser.add_argument(
+        "--seed", type=_int("seed", 0), default=0, help="run seed; episode seeds derive from it (default: 0)"
+    )
+    parser.add_argument("--output", default=None, help="run directory (default: runs/<timestamp>-<policy>-<env>)")
+    parser.add_argument(
+        "--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run directory (same config)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _family_flags(parser: argparse.ArgumentParser, plugins: Plugins, known: argparse.Namespace) -> dict[str, type]:
+    """Add the flags of the selected policy, env family and scheduler; return their config classes."""
+    from arena.run import resolve_env
+
+    taken = {a: "arena" for action in parser._actions for a in action.option_strings}  # noqa: SLF001
+    classes: dict[str, type] = {}
+    if getattr(known, "policy", None):
+        entry = plugins.policies.get(known.policy)
+        if entry.config is not None:
+            add_config_arguments(parser, entry.config, f"policy {known.policy!r} options", taken)
+            classes["policy"] = entry.config
+    if getattr(known, "env", None):
+        entry, _ = resolve_env(plugins, known.env)
+        if entry.config is not None:
+            add_config_arguments(parser, entry.config, f"env {entry.name!r} options", taken)
+            classes["env"] = entry.config
+    if getattr(known, "scheduler", None):
+        entry = plugins.schedulers.get(known.scheduler)
+        if entry.config is not None:
+            add_config_arguments(parser, entry.config, f"scheduler {known.scheduler!r} options", taken)
+            classes["scheduler"] = entry.config
+    return classes
+
+
+def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="arena",
+        description="Evaluate robot policies closed loop in simulation.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subs = {
+        "eval": sub.add_parser(
+            "eval",
+            help="evaluate a policy on an env and write a run directory",
+            description="Evaluate a policy on an env: --episodes per task, results in --output. "
+            "Family flags appear once --policy/--env/--scheduler are given.",
+        ),
+        "check": sub.add_parser(
+            "check",
+            help="preflight: env spec vs policy expectations; non-zero exit on mismatch",
+            description="Build the env and the policy, print what the env provides next to what the policy "
+            "expects, and exit 1 on any mismatch.",
+        ),
+        "plugins": sub.add_parser("plugins", help="list installed plugins, their versions and hooks"),
+    }
+    _selection(subs["eval"], with_run=True)
+    _selection(subs["check"], with_run=False)
+    subs["plugins"].add_argument("--json", action="store_true", help="print as JSON")
+    for p in subs.values():
+        _common(p)
+    return parser, subs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, subs = _build_parser()
+    # Phase 1: find the command and the selections without failing on family flags or --help.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("command", nargs="?")
+    for flag in ("--policy", "--env", "--scheduler", "--log-level"):
+        pre.add_argument(flag)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, (known.log_level or "WARNING").upper(), logging.WARNING),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if known.command not in subs:
+        args = parser.parse_args(argv)  # prints help or the error
+        parser.print_help()
+        return 2
+    try:
+        plugins = load_plugins(blocked=parse_plugin_options(known.plugin or []))
+        classes = _family_flags(subs[known.command], plugins, known) if known.command != "plugins" else {}
+    except ArenaError as exc:
+        if "-h" in argv or "--help" in argv:
+            subs[known.command].print_help()
+        print(f"arena: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "plugins":
+            return _cmd_plugins(plugins, args)
+        configs = {k: config_from_namespace(cls, args) for k, cls in classes.items()}
+        if args.command == "check":
+            from arena.check import run_check
+
+            return run_check(plugins, args, configs)
+        return _cmd_eval(plugins, args, configs)
+    except ArenaError as exc:
+        print(f"arena: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        out = getattr(args, "output", None) or getattr(args, "resume", None)
+        hint = f" (continue with --resume {out})" if out else " (continue with --resume RUN_DIR)"
+        print(f"arena: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+def _cmd_plugins(plugins: Plugins, args: argparse.Namespace) -> int:
+    rows = [i.to_dict() for i in plugins.infos]
+    provides: dict[str, list[str]] = {}
+    for kind in ("policies", "envs", "schedulers", "translators"):
+        try:
+            reg = plugins.registry(kind)
+        except ArenaError as exc:
+            print(f"arena: error: {exc}", file=sys.stderr)
+            return 2
+        for entry in reg.entries():
+            provides.setdefault(entry.owner.plugin, []).append(f"{reg.kind}:{entry.name}")
+    for row in rows:
+        row["provides"] = provides.get(row["name"], [])
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from arena.table import format_table
+
+    table = [
+        [r["name"], f"{r['distribution']} {r['version']}", ", ".join(r["hooks"]) or "-", ", ".join(r["provides"]) or "-"]
+        for r in rows
+        if r["error"] is None
+    ]
+    print(format_table(["plugin", "distribution", "hooks", "provides"], table))
+    for r in rows:
+        if r["error"] is not None:
+            print(f"FAILED {r['name']} ({r['distribution']} {r['version']}): {r['error']}")
+    return 0
+
+
+def _cmd_eval(plugins: Plugins, args: argparse.Namespace, configs: dict[str, Any]) -> int:
+    from arena.api import evaluate
+    from arena.progress import Progress
+    from arena.table import summary_table
+
+    if args.output is None and args.resume is None:
+        from arena.run import default_run_dir
+
+        args.output = str(default_run_dir(args.policy, args.env))
+    print(f"run directory: {args.resume or args.output}", file=sys.stderr)
+    progress = Progress(enabled=not args.no_progress)
+    try:
+        summary = evaluate(
+            args.policy,
+            args.env,
+            episodes=args.episodes,
+            num_envs=args.num_envs,
+            max_steps=args.max_steps,
+            seed=args.seed,
+            scheduler=args.scheduler,
+            policy_config=configs.get("policy"),
+            env_config=configs.get("env"),
+            scheduler_config=configs.get("scheduler"),
+            output=args.output,
+            resume=args.resume,
+            plugins=plugins,
+            on_episode=progress.update,
+        )
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(summary_table(summary))
+        print(f"results: {summary.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

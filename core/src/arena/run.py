@@ -1,0 +1,110 @@
+"""Everything one evaluation is made of, resolved from names: the shared path of CLI and Python API."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import attrs
+
+from arena.config import config_to_dict, make_config
+from arena.contract import EnvSpec
+from arena.env import VectorEnv
+from arena.errors import ConfigError, ContractError, RegistryError
+from arena.plugins import Plugins
+from arena.policy import Policy, PolicyDescription
+from arena.registry import Entry
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RunInfo", "resolve_env", "build_config", "default_run_dir", "make_policy", "check_compat"]
+
+#: config keys that do not change which episodes run or their outcome (not compared on --resume)
+NON_IDENTITY_KEYS = ("num_envs",)
+
+
+@attrs.define
+class RunInfo:
+    """What observers get about a run (``arena_run_start`` and friends)."""
+
+    run_dir: Path | None
+    config: dict[str, Any]
+    env_spec: EnvSpec
+    episodes_planned: int
+    episodes_done_before: int = 0
+
+
+def resolve_env(plugins: Plugins, env_id: str) -> tuple[Entry, str]:
+    """``"metaworld/pick-place-v3"`` -> (family entry, ``"pick-place-v3"``); clear errors listing valid ids."""
+    if "/" not in env_id:
+        families = ", ".join(f"{n}/..." for n in plugins.envs.names()) or "none installed"
+        raise RegistryError(f"--env: expected FAMILY/ID (e.g. debug/reach), got {env_id!r}; env families: {families}")
+    family, _, sub = env_id.partition("/")
+    entry = plugins.envs.get(family)
+    ids = entry.obj.ids()
+    if sub not in ids:
+        shown = ", ".join(f"{family}/{i}" for i in ids)
+        raise RegistryError(f"--env: unknown env id {env_id!r}; valid ids of family {family!r}: {shown}")
+    return entry, sub
+
+
+def build_config(cls: type | None, values: Any) -> Any:
+    """A config instance from an instance, a mapping or None (defaults)."""
+    if cls is None:
+        return None
+    if values is None or isinstance(values, Mapping):
+        return make_config(cls, values)
+    if isinstance(values, cls):
+        return values
+    raise ConfigError(f"expected a {cls.__name__} or a mapping of its fields, got {type(values).__name__}")
+
+
+def default_run_dir(policy: str, env_id: str, root: str | Path = "runs") -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return Path(root) / f"{stamp}-{policy}-{env_id.replace('/', '_')}"
+
+
+PolicyFactory = Callable[[EnvSpec, int], Policy]
+
+
+def make_policy(
+    plugins: Plugins, policy: str | type | PolicyFactory, config_values: Any, spec: EnvSpec, num_envs: int
+) -> tuple[Policy, str, dict[str, Any]]:
+    """Build the policy from a family name, a Policy subclass, or a factory(env_spec, num_envs)."""
+    if isinstance(policy, str):
+        entry = plugins.policies.get(policy)
+        config = build_config(entry.config, config_values)
+        return entry.obj(config, spec, num_envs), policy, config_to_dict(config)
+    if isinstance(policy, type) and issubclass(policy, Policy):
+        config = build_config(getattr(policy, "Config", None), config_values)
+        return policy(config, spec, num_envs), policy.__name__, config_to_dict(config)
+    if callable(policy):
+        made = policy(spec, num_envs)
+        if not isinstance(made, Policy):
+            raise ConfigError(f"policy factory returned {type(made).__name__}, expected an arena.Policy")
+        return made, type(made).__name__, {}
+    raise ConfigError(f"policy: expected a family name, a Policy subclass or a factory, got {policy!r}")
+
+
+def check_compat(spec: EnvSpec, desc: PolicyDescription) -> None:
+    """Refuse to start a run whose action widths or cameras disagree (`arena check` shows all)."""
+    if desc.action_dim is not None and desc.action_dim != spec.action_dim:
+        raise ContractError(
+            f"action_dim: env {spec.name} expects {spec.action_dim} "
+            f"({', '.join(g.name for g in spec.action_groups)}), policy {desc.family} produces {desc.action_dim}"
+        )
+    if desc.problems:
+        raise ContractError(f"policy {desc.family} does not fit env {spec.name}: " + "; ".join(desc.problems))
+    missing = [c for c in desc.cameras if c not in spec.cameras]
+    if missing:
+        raise ContractError(
+            f"cameras: policy {desc.family} needs {missing}, env {spec.name} provides {sorted(spec.cameras)}"
+        )
+
+
+def make_env(plugins: Plugins, env_id: str, config_values: Any, num_envs: int) -> tuple[VectorEnv, dict[str, Any]]:
+    entry, sub = resolve_env(plugins, env_id)
+    config = build_config(entry.config, config_values)
+    return entry.obj.make(sub, config, num_envs), config_to_dict(config)

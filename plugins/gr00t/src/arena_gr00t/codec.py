@@ -1,0 +1,358 @@
+"""msgpack codec byte-compatible with Isaac-GR00T's `MsgSerializer`.
+
+Every GR00T message is one msgpack value (`use_bin_type=True`; decoded with `raw=False`,
+`strict_map_key=True`). Two extension maps ride inside it:
+
+- ndarray: `{"__ndarray_class__": True, "as_npy": <bytes of an .npy v1.0 file>}`
+- ModalityConfig: `{"__ModalityConfig_class__": True, "as_json": {...}}`
+
+Why not just `np.save` into a `BytesIO` per array, as upstream does: for camera-sized arrays
+that costs several extra copies plus `ast.literal_eval` of the header on every decode. Here the
+npy header is written directly (byte-identical to `np.save`, cached per dtype/shape), the array
+is copied once into the output buffer, and decoding is `np.frombuffer` over the bytes msgpack
+already produced (headers parsed once per distinct header and cached). Anything unusual
+(structured dtypes, fortran order on decode, npy v2/v3) falls back to numpy's own reader/writer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import msgpack
+import numpy as np
+
+from arena_gr00t.errors import Gr00tCodecError, Gr00tMessageTooLargeError
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "ActionConfig",
+    "ModalityConfig",
+    "encode",
+    "decode",
+    "ndarray_to_npy",
+    "npy_to_ndarray",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 2**20
+"""Default decode limit (64 MiB): a camera batch is a few MiB; anything far larger is a bug."""
+
+NDARRAY_TAG = "__ndarray_class__"
+MODALITY_CONFIG_TAG = "__ModalityConfig_class__"
+
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_ALIGN = 64  # numpy's ARRAY_ALIGN
+_NPY_GROWTH_DIGITS = 21  # numpy's GROWTH_AXIS_MAX_DIGITS: spare room np.save leaves in headers
+_NPY_V1_PREFIX = 10  # magic (6) + version (2) + little-endian uint16 header length (2)
+# dtype kinds whose npy `descr` is simply `dtype.str`: bool, ints, floats, complex, bytes, str.
+_FAST_KINDS = frozenset("biufcSU")
+_HEADER_RE = re.compile(
+    r"\{'descr': '([<>|=][a-zA-Z]\d*)', 'fortran_order': False, "
+    r"'shape': \(((?:\d+, )*\d*|\d+,)\), \} *\n"
+)
+_CACHE_LIMIT = 4096
+_encode_header_cache: dict[tuple[str, tuple[int, ...], bool], bytes] = {}
+_decode_header_cache: dict[bytes, tuple[np.dtype, tuple[int, ...], int]] = {}
+
+
+# --------------------------------------------------------------------------- records
+
+
+@attrs.frozen
+class ActionConfig:
+    """How one action key is represented (upstream enums travel as their names)."""
+
+    rep: str | None = None  # "RELATIVE" | "ABSOLUTE" | "DELTA" ...
+    type: str | None = None  # "EEF" | "NON_EEF"
+    format: str | None = None  # "DEFAULT" | "XYZ_ROT6D" ...
+    state_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rep": self.rep, "type": self.type, "format": self.format, "state_key": self.state_key}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ActionConfig:
+        return cls(
+            rep=_enum_name(d.get("rep")),
+            type=_enum_name(d.get("type")),
+            format=_enum_name(d.get("format")),
+            state_key=d.get("state_key"),
+        )
+
+
+def _enum_name(v: Any) -> Any:
+    # Older servers may send "ActionRepresentation.RELATIVE"; keep just the member name.
+    if isinstance(v, str) and "." in v:
+        return v.rsplit(".", 1)[1]
+    return v
+
+
+def _str_tuple(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        raise TypeError(f"expected a list of strings, got the string {v!r}")
+    return tuple(str(x) for x in v)
+
+
+def _opt_str_tuple(v: Any) -> tuple[str, ...] | None:
+    return None if v is None else _str_tuple(v)
+
+
+def _int_tuple(v: Any) -> tuple[int, ...]:
+    return tuple(int(x) for x in v)
+
+
+def _opt_action_configs(v: Any) -> tuple[ActionConfig, ...] | None:
+    if v is None:
+        return None
+    return tuple(x if isinstance(x, ActionConfig) else ActionConfig.from_dict(x) for x in v)
+
+
+@attrs.frozen
+class ModalityConfig:
+    """One modality's sampling config as the server reports it (sequences stored as tuples).
+
+    `len(delta_indices)` is the number of frames T per video/state input, and for the
+    action modality the action horizon.
+    """
+
+    delta_indices: tuple[int, ...] = attrs.field(converter=_int_tuple)
+    modality_keys: tuple[str, ...] = attrs.field(converter=_str_tuple)
+    sin_cos_embedding_keys: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_str_tuple)
+    mean_std_embedding_keys: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_str_tuple)
+    action_configs: tuple[ActionConfig, ...] | None = attrs.field(
+        default=None, converter=_opt_action_configs
+    )
+
+    @property
+    def horizon(self) -> int:
+        """Number of time steps (frames for inputs, action horizon for the action modality)."""
+        return len(self.delta_indices)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The `as_json` map, keys in upstream field order."""
+        return {
+            "delta_indices": list(self.delta_indices),
+            "modality_keys": list(self.modality_keys),
+            "sin_cos_embedding_keys": _opt_list(self.sin_cos_embedding_keys),
+            "mean_std_embedding_keys": _opt_list(self.mean_std_embedding_keys),
+            "action_configs": (
+                None if self.action_configs is None else [a.to_dict() for a in self.action_configs]
+            ),
+        }
+
+    @classmethod
+    def from_json_dict(cls, d: Mapping[str, Any] | str) -> ModalityConfig:
+        """Build from an `as_json` payload: a map (N1.6+) or a JSON string (N1.5)."""
+        if isinstance(d, (str, bytes)):
+            d = json.loads(d)
+        if not isinstance(d, Mapping):
+            raise Gr00tCodecError(f"ModalityConfig as_json must be a map, got {type(d).__name__}")
+        extra = set(d) - {f.name for f in attrs.fields(cls)}
+        if extra:
+            log.debug("ignoring unknown ModalityConfig fields %s", sorted(extra))
+        try:
+            return cls(
+                delta_indices=d["delta_indices"],
+                modality_keys=d["modality_keys"],
+                sin_cos_embedding_keys=d.get("sin_cos_embedding_keys"),
+                mean_std_embedding_keys=d.get("mean_std_embedding_keys"),
+                action_configs=d.get("action_configs"),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise Gr00tCodecError(f"malformed ModalityConfig {dict(d)!r}: {e}") from e
+
+
+def _opt_list(v: tuple[str, ...] | None) -> list[str] | None:
+    return None if v is None else list(v)
+
+
+# --------------------------------------------------------------------------- npy
+
+
+def _npy_header(descr: str, shape: tuple[int, ...], fortran: bool) -> bytes:
+    """The header np.save writes for a simple dtype (format v1.0), cached."""
+    key = (descr, shape, fortran)
+    h = _encode_header_cache.get(key)
+    if h is not None:
+        return h
+    text = "{'descr': %r, 'fortran_order': %r, 'shape': %r, }" % (descr, fortran, shape)
+    if shape:  # np.save leaves room to grow the (first, or for fortran last) axis in place
+        text += " " * (_NPY_GROWTH_DIGITS - len(repr(shape[-1 if fortran else 0])))
+    hlen = len(text) + 1  # + the terminating newline
+    pad = _NPY_ALIGN - (_NPY_V1_PREFIX + hlen) % _NPY_ALIGN
+    total = hlen + pad
+    if total > 0xFFFF:  # cannot happen for simple dtypes; np.save would switch to v2.0
+        raise OverflowError("npy header too long for format 1.0")
+    h = _NPY_MAGIC + b"\x01\x00" + total.to_bytes(2, "little") + text.encode("latin1") + b" " * pad + b"\n"
+    if len(_encode_header_cache) >= _CACHE_LIMIT:
+        _encode_header_cache.clear()
+    _encode_header_cache[key] = h
+    return h
+
+
+def ndarray_to_npy(arr: np.ndarray) -> bytes | memoryview:
+    """The bytes `np.save(f, arr, allow_pickle=False)` writes, built with a single copy.
+
+    Returns a memoryview over a fresh buffer (msgpack packs it as `bin`); use `bytes(...)`
+    if you need a bytes object.
+    """
+    dt = arr.dtype
+    if dt.hasobject:
+        raise Gr00tCodecError(
+            f"cannot encode an array of dtype {dt} (object arrays need pickle, which the GR00T "
+            "protocol refuses); convert it to a numeric or string dtype"
+        )
+    if dt.kind not in _FAST_KINDS or dt.names is not None or dt.subdtype is not None or dt.metadata:
+        return _npy_via_numpy(arr)
+    fortran = arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous
+    header = _npy_header(dt.str, arr.shape, fortran)
+    hl = len(header)
+    out = np.empty(hl + arr.nbytes, dtype=np.uint8)
+    out[:hl] = np.frombuffer(header, dtype=np.uint8)
+    src = arr.T if fortran else arr
+    dst = np.ndarray(src.shape, dtype=dt, buffer=out, offset=hl)
+    np.copyto(dst, src, casting="no")
+    return memoryview(out)
+
+
+def _npy_via_numpy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    try:
+        np.save(buf, arr, allow_pickle=False)
+    except ValueError as e:
+        raise Gr00tCodecError(f"cannot encode array of dtype {arr.dtype}: {e}") from e
+    return buf.getvalue()
+
+
+def _parse_npy_header(data: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None:
+    """(dtype, shape, data offset) for a plain C-order v1.0 file, or None for anything else."""
+    if len(data) < _NPY_V1_PREFIX or data[:8] != _NPY_MAGIC + b"\x01\x00":
+        return None
+    end = _NPY_V1_PREFIX + int.from_bytes(data[8:10], "little")
+    key = data[_NPY_V1_PREFIX:end]
+    hit = _decode_header_cache.get(key)
+    if hit is not None:
+        return hit
+    m = _HEADER_RE.fullmatch(key.decode("latin1"))
+    if m is None:
+        return None
+    try:
+        dt = np.dtype(m.group(1))
+    except TypeError:
+        return None
+    if dt.hasobject or dt.kind not in _FAST_KINDS:
+        return None
+    shape = tuple(int(x) for x in m.group(2).replace(",", " ").split())
+    parsed = (dt, shape, end)
+    if len(_decode_header_cache) >= _CACHE_LIMIT:
+        _decode_header_cache.clear()
+    _decode_header_cache[key] = parsed
+    return parsed
+
+
+def npy_to_ndarray(data: bytes, *, writable: bool = False) -> np.ndarray:
+    """Decode `.npy` bytes (allow_pickle=False semantics).
+
+    The fast path returns a read-only view over `data` (no copy); `writable=True` copies.
+    """
+    parsed = _parse_npy_header(data)
+    if parsed is None:
+        try:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        except Exception as e:  # numpy raises ValueError/EOFError/... for bad files
+            raise Gr00tCodecError(f"invalid npy payload: {e}") from e
+    dt, shape, offset = parsed
+    count = 1
+    for n in shape:
+        count *= n
+    if len(data) - offset != count * dt.itemsize:
+        raise Gr00tCodecError(
+            f"invalid npy payload: header says {dt.str} {shape} ({count * dt.itemsize} bytes) "
+            f"but {len(data) - offset} data bytes follow"
+        )
+    arr = np.frombuffer(data, dtype=dt, count=count, offset=offset).reshape(shape)
+    return arr.copy() if writable else arr
+
+
+# --------------------------------------------------------------------------- msgpack
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return {NDARRAY_TAG: True, "as_npy": ndarray_to_npy(obj)}
+    if isinstance(obj, np.generic):
+        # Upstream cannot encode numpy scalars; send the equivalent Python number instead.
+        value = obj.item()
+        if isinstance(value, (bool, int, float, str, bytes)):
+            return value
+        raise TypeError(f"cannot encode numpy scalar of dtype {obj.dtype}")
+    if isinstance(obj, ModalityConfig):
+        return {MODALITY_CONFIG_TAG: True, "as_json": obj.to_json_dict()}
+    if isinstance(obj, ActionConfig):
+        return obj.to_dict()
+    if type(obj).__module__ == "torch" and hasattr(obj, "detach"):  # torch.Tensor, no import
+        return {NDARRAY_TAG: True, "as_npy": ndarray_to_npy(obj.detach().cpu().numpy())}
+    raise TypeError(f"cannot encode object of type {type(obj).__module__}.{type(obj).__qualname__}")
+
+
+def encode(obj: Any) -> bytes:
+    """Pack `obj` into one msgpack message the way upstream's MsgSerializer.to_bytes does."""
+    try:
+        return msgpack.packb(obj, default=_default, use_bin_type=True)
+    except Gr00tCodecError:
+        raise
+    except (TypeError, ValueError, OverflowError) as e:
+        raise Gr00tCodecError(f"cannot encode message: {e}") from e
+
+
+def _make_object_hook(writable: bool):
+    def hook(obj: dict[str, Any]) -> Any:
+        if NDARRAY_TAG in obj:
+            npy = obj.get("as_npy")
+            if not isinstance(npy, (bytes, bytearray)):
+                raise Gr00tCodecError("ndarray map without bytes under 'as_npy'")
+            return npy_to_ndarray(npy, writable=writable)
+        if MODALITY_CONFIG_TAG in obj:
+            if "as_json" not in obj:
+                raise Gr00tCodecError("ModalityConfig map without 'as_json'")
+            return ModalityConfig.from_json_dict(obj["as_json"])
+        return obj
+
+    return hook
+
+
+_hook_readonly = _make_object_hook(False)
+_hook_writable = _make_object_hook(True)
+
+
+def decode(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+    writable_arrays: bool = False,
+) -> Any:
+    """Unpack one GR00T message, refusing messages over `max_message_bytes` (None: no limit).
+
+    Arrays are read-only views over the decoded bytes unless `writable_arrays` (one more copy).
+    """
+    size = memoryview(data).nbytes
+    if max_message_bytes is not None and size > max_message_bytes:
+        raise Gr00tMessageTooLargeError(size, max_message_bytes)
+    try:
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            object_hook=_hook_writable if writable_arrays else _hook_readonly,
+        )
+    except Gr00tCodecError:
+        raise
+    except Exception as e:  # msgpack raises many types (ExtraData, FormatError, ValueError, ...)
+        raise Gr00tCodecError(f"cannot decode message ({size} bytes): {type(e).__name__}: {e}") from e

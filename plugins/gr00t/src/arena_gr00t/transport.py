@@ -1,0 +1,234 @@
+"""Byte transport to one GR00T server: a ZeroMQ REQ socket that never wedges.
+
+Kept apart from the client API (like httpx's transports) so that retries, replicas and the
+message vocabulary live in `client.py`, and tests or other backends can plug in any object
+satisfying `Transport`.
+
+Why a socket is recreated after every failure: a REQ socket whose request timed out is stuck
+waiting for that reply; the only clean way out is to close it with linger 0 (dropping whatever
+is queued, so process exit never blocks) and connect a fresh one. ZeroMQ reconnects a live
+socket to a restarted server by itself.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import socket as _socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import zmq
+
+__all__ = [
+    "DEFAULT_PORT",
+    "HostPort",
+    "Transport",
+    "TransportError",
+    "TransportTimeout",
+    "ZmqReqTransport",
+    "parse_host",
+    "parse_hosts",
+    "host_label",
+    "zmq_address",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 5555
+HostPort = tuple[str, int]
+
+
+# --------------------------------------------------------------------------- host specs
+
+
+def parse_host(spec: str | HostPort, default_port: int = DEFAULT_PORT) -> HostPort:
+    """`"gpu-box"`, `"gpu-box:5556"`, `"tcp://10.0.0.2:5555"`, `"[::1]:5555"` -> (host, port)."""
+    if isinstance(spec, tuple):
+        if len(spec) != 2:
+            raise ValueError(f"host must be (host, port), got {spec!r}")
+        host, port = spec
+        return _checked(str(host), port, repr(spec))
+    if not isinstance(spec, str):
+        raise TypeError(f"host spec must be a string or a (host, port) tuple, got {type(spec).__name__}")
+    text = spec.strip()
+    if text.startswith("tcp://"):
+        text = text[len("tcp://"):]
+    elif "://" in text:
+        raise ValueError(f"host spec {spec!r}: only tcp:// addresses are supported")
+    if not text:
+        raise ValueError("empty host spec; expected 'host' or 'host:port'")
+    if text.startswith("["):  # [v6]:port or [v6]
+        close = text.find("]")
+        if close < 0:
+            raise ValueError(f"host spec {spec!r}: missing ']' after an IPv6 address")
+        host, rest = text[1:close], text[close + 1:]
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"host spec {spec!r}: expected ':port' after ']'")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") > 1:  # bare IPv6 without a port
+        host, port_text = text, None
+    else:
+        host, _, port_text = text.partition(":")
+        if ":" not in text:
+            port_text = None
+    return _checked(host, default_port if port_text is None else port_text, repr(spec))
+
+
+def _checked(host: str, port: object, what: str) -> HostPort:
+    if not host or any(c.isspace() for c in host) or "/" in host:
+        raise ValueError(f"host spec {what}: invalid host name {host!r}")
+    try:
+        port_num = int(port)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"host spec {what}: port {port!r} is not a number") from None
+    if not 1 <= port_num <= 65535:
+        raise ValueError(f"host spec {what}: port {port_num} is outside 1..65535")
+    return host, port_num
+
+
+def parse_hosts(spec: str | Sequence[str | HostPort], default_port: int = DEFAULT_PORT) -> list[HostPort]:
+    """`"a:5555,b:5556"` (or a list of specs / tuples) -> [(host, port), ...], at least one."""
+    items = [s for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    if isinstance(spec, str) and any(not s.strip() for s in items):
+        raise ValueError(f"host list {spec!r} has an empty entry")
+    hosts = [parse_host(s, default_port) for s in items]
+    if not hosts:
+        raise ValueError("no hosts given")
+    return hosts
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
+def host_label(host: str, port: int) -> str:
+    """`host:port` for messages (`[v6]:port` for IPv6 literals)."""
+    return f"[{host}]:{port}" if _is_ipv6(host) else f"{host}:{port}"
+
+
+def zmq_address(host: str, port: int | str) -> str:
+    return f"tcp://[{host}]:{port}" if _is_ipv6(host) else f"tcp://{host}:{port}"
+
+
+# --------------------------------------------------------------------------- transport
+
+
+class TransportError(Exception):
+    """The request got no reply (send failure, socket error, malformed reply frames)."""
+
+    timed_out = False
+
+
+class TransportTimeout(TransportError):
+    """No reply within the timeout; the peer may be busy, dead, or unreachable."""
+
+    timed_out = True
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """One request/reply channel to one server. Must be safe to call from one thread at a time."""
+
+    host: str
+    port: int
+
+    def request(self, payload: bytes | memoryview, timeout_s: float) -> bytes | memoryview:
+        """Send one message and return the one-frame reply; raise TransportError/Timeout.
+
+        After raising, the transport must be ready for a fresh request.
+        """
+        ...
+
+    def probe(self, timeout_s: float) -> str | None:
+        """After failures: None if the server port accepts connections, else why not."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ZmqReqTransport:
+    """A REQ socket to `tcp://host:port` with per-request timeouts and reset-on-failure."""
+
+    def __init__(self, host: str, port: int, *, context: zmq.Context) -> None:
+        self.host = host
+        self.port = port
+        self.address = zmq_address(host, port)
+        self._context = context
+        self._socket: zmq.Socket | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"ZmqReqTransport({self.address!r})"
+
+    def _ensure_socket(self) -> zmq.Socket:
+        if self._closed:
+            raise TransportError(f"transport to {self.address} is closed")
+        if self._socket is None:
+            sock = self._context.socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            if _is_ipv6(self.host):
+                sock.setsockopt(zmq.IPV6, 1)
+            sock.connect(self.address)
+            self._socket = sock
+        return self._socket
+
+    def _discard_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def request(self, payload: bytes | memoryview, timeout_s: float) -> bytes | memoryview:
+        with self._lock:
+            sock = self._ensure_socket()
+            deadline = time.monotonic() + timeout_s
+            try:
+                if not sock.poll(_ms(timeout_s), zmq.POLLOUT):
+                    raise TransportTimeout(f"could not send to {self.address} within {timeout_s:.3g}s")
+                # copy=False: large observations go to libzmq without another copy.
+                sock.send(payload, flags=zmq.NOBLOCK, copy=False)
+                if not sock.poll(_ms(deadline - time.monotonic()), zmq.POLLIN):
+                    raise TransportTimeout(f"no reply from {self.address} within {timeout_s:.3g}s")
+                frame = sock.recv(flags=zmq.NOBLOCK, copy=False)
+                if frame.more:
+                    raise TransportError(f"{self.address} replied with more than one frame")
+                return frame.buffer
+            except TransportError:
+                self._discard_socket()
+                raise
+            except zmq.ZMQError as e:
+                self._discard_socket()
+                raise TransportError(f"socket error talking to {self.address}: {e}") from e
+
+    def probe(self, timeout_s: float) -> str | None:
+        try:
+            with _socket.create_connection((self.host, self.port), timeout=timeout_s):
+                return None
+        except ConnectionRefusedError:
+            return "connection refused (nothing listening on that port)"
+        except _socket.timeout:
+            return f"TCP connect timed out after {timeout_s:.3g}s (host down or firewalled)"
+        except OSError as e:
+            if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                return f"host unreachable ({e.strerror})"
+            return f"{type(e).__name__}: {e}"
+
+    def close(self) -> None:
+        acquired = self._lock.acquire(timeout=5.0)
+        try:
+            self._discard_socket()
+            self._closed = True
+        finally:
+            if acquired:
+                self._lock.release()
+
+
+def _ms(seconds: float) -> int:
+    return max(0, int(seconds * 1000))
