@@ -14,9 +14,10 @@ import logging
 import sys
 from typing import Any, Sequence
 
-from arena.config import add_config_arguments, config_from_namespace
+from arena.config import config_from_namespace
 from arena.errors import ArenaError
 from arena.plugins import Plugins, load_plugins, parse_plugin_options
+from arena.run import add_family_options
 
 log = logging.getLogger("arena")
 
@@ -83,30 +84,6 @@ def _selection(parser: argparse.ArgumentParser, with_run: bool) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _family_flags(parser: argparse.ArgumentParser, plugins: Plugins, known: argparse.Namespace) -> dict[str, type]:
-    """Add the flags of the selected policy, env family and scheduler; return their config classes."""
-    from arena.run import resolve_env
-
-    taken = {a: "arena" for action in parser._actions for a in action.option_strings}  # noqa: SLF001
-    classes: dict[str, type] = {}
-    if getattr(known, "policy", None):
-        entry = plugins.policies.get(known.policy)
-        if entry.config is not None:
-            add_config_arguments(parser, entry.config, f"policy {known.policy!r} options", taken)
-            classes["policy"] = entry.config
-    if getattr(known, "env", None):
-        entry, _ = resolve_env(plugins, known.env)
-        if entry.config is not None:
-            add_config_arguments(parser, entry.config, f"env {entry.name!r} options", taken)
-            classes["env"] = entry.config
-    if getattr(known, "scheduler", None):
-        entry = plugins.schedulers.get(known.scheduler)
-        if entry.config is not None:
-            add_config_arguments(parser, entry.config, f"scheduler {known.scheduler!r} options", taken)
-            classes["scheduler"] = entry.config
-    return classes
-
-
 def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="arena",
@@ -158,7 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         plugins = load_plugins(blocked=parse_plugin_options(known.plugin or []))
-        classes = _family_flags(subs[known.command], plugins, known) if known.command != "plugins" else {}
+        classes = (
+            add_family_options(subs[known.command], plugins, known.policy, known.env, known.scheduler)
+            if known.command != "plugins"
+            else {}
+        )
     except ArenaError as exc:
         if "-h" in argv or "--help" in argv:
             subs[known.command].print_help()

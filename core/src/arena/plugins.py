@@ -206,6 +206,13 @@ class Plugins:
                 return i
         raise PluginError(f"no plugin named {plugin_name!r}")
 
+    def _owner(self, plugin_name: str) -> Owner:
+        """Who registered through plugin ``plugin_name``; plugins put straight on ``pm`` have no PluginInfo."""
+        for i in self.infos:
+            if i.name == plugin_name:
+                return i.owner
+        return Owner(plugin_name, "<unknown>", "")
+
     @property
     def failed(self) -> list[PluginInfo]:
         return [i for i in self.infos if i.error is not None]
@@ -217,7 +224,7 @@ class Plugins:
             hook = getattr(self.pm.hook, REGISTRY_HOOKS[kind])
             # Call each implementation on its own so every registration knows its owner.
             for impl in reversed(hook.get_hookimpls()):
-                owner = self.info(impl.plugin_name).owner
+                owner = self._owner(impl.plugin_name)
                 with registry.owned_by(owner):
                     try:
                         impl.function(**{a: registry for a in impl.argnames})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import logging
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any, Callable, Mapping
 
 import attrs
 
-from arena.config import config_to_dict, make_config
+from arena.config import add_config_arguments, config_to_dict, make_config
 from arena.contract import EnvSpec
 from arena.env import VectorEnv
 from arena.errors import ConfigError, ContractError, RegistryError
@@ -19,7 +20,7 @@ from arena.registry import Entry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunInfo", "resolve_env", "build_config", "default_run_dir", "make_policy", "check_compat"]
+__all__ = ["RunInfo", "resolve_env", "add_family_options", "build_config", "default_run_dir", "make_policy", "check_compat"]
 
 #: config keys that do not change which episodes run or their outcome (not compared on --resume)
 NON_IDENTITY_KEYS = ("num_envs",)
@@ -48,6 +49,35 @@ def resolve_env(plugins: Plugins, env_id: str) -> tuple[Entry, str]:
         shown = ", ".join(f"{family}/{i}" for i in ids)
         raise RegistryError(f"--env: unknown env id {env_id!r}; valid ids of family {family!r}: {shown}")
     return entry, sub
+
+
+def add_family_options(
+    parser: "argparse.ArgumentParser",
+    plugins: Plugins,
+    policy: str | None = None,
+    env: str | None = None,
+    scheduler: str | None = None,
+) -> dict[str, type]:
+    """Add the config flags of the selected policy, env family and scheduler; return their classes.
+
+    A flag wanted by two of them (or clashing with the command's own) is an
+    error naming both owners.
+    """
+    taken = {a: parser.prog for action in parser._actions for a in action.option_strings}  # noqa: SLF001
+    classes: dict[str, type] = {}
+    selected: list[tuple[str, str, Entry]] = []
+    if policy:
+        selected.append(("policy", f"policy {policy!r} options", plugins.policies.get(policy)))
+    if env:
+        entry, _ = resolve_env(plugins, env)
+        selected.append(("env", f"env {entry.name!r} options", entry))
+    if scheduler:
+        selected.append(("scheduler", f"scheduler {scheduler!r} options", plugins.schedulers.get(scheduler)))
+    for kind, title, entry in selected:
+        if entry.config is not None:
+            add_config_arguments(parser, entry.config, title, taken)
+            classes[kind] = entry.config
+    return classes
 
 
 def build_config(cls: type | None, values: Any) -> Any:

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install arena, every plugin in this repo and the test tools into a virtual
+# environment (default .venv), from scratch if it does not exist.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${1:-.venv}
+[[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+# CPU build of torch first, so nothing below pulls the CUDA build.
+"${PIP[@]}" "torch==2.13.0"
+"${PIP[@]}" -e "./core[video,report]" -e ./plugins/metaworld -e ./plugins/gr00t -e ./plugins/openpi
+"${PIP[@]}" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.5"
+# The real openpi server module (a byte-identical copy of openpi's) for the
+# compatibility test; its client pins numpy<2, so both come without deps.
+"${PIP[@]}" --no-deps "openpi-server==0.1.0" "openpi-client"

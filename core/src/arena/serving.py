@@ -1,0 +1,120 @@
+"""Host any arena policy family behind a native server protocol.
+
+The reference servers of the protocol plugins (``arena-gr00t serve``,
+``arena-openpi serve``) decode a native request into a canonical
+:class:`Observation`, ask a :class:`ServedPolicy` for a chunk, and encode the
+reply. This module is the protocol-independent half: building the policy
+for an env spec, batching, and the shared ``serve`` command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from arena.config import config_from_namespace
+from arena.contract import EnvSpec, Observation
+from arena.errors import ArenaError, ContractError
+from arena.plugins import Plugins, load_plugins, parse_plugin_options
+from arena.policy import PolicyDescription
+from arena.run import add_family_options, make_env, make_policy
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ServedPolicy", "serve_main"]
+
+
+class ServedPolicy:
+    """A policy family built for an env's spec, answering batches of up to ``max_batch`` rows."""
+
+    def __init__(
+        self,
+        policy: str,
+        env: str,
+        policy_config: Any = None,
+        env_config: Any = None,
+        plugins: Plugins | None = None,
+        max_batch: int = 64,
+    ) -> None:
+        plugins = plugins or load_plugins()
+        vec_env, _ = make_env(plugins, env, env_config, 1)  # only for its spec
+        try:
+            self.spec: EnvSpec = vec_env.spec
+        finally:
+            vec_env.close()
+        self.env_id = env
+        self.max_batch = max_batch
+        self.policy, self.name, _ = make_policy(plugins, policy, policy_config, self.spec, max_batch)
+        self.description: PolicyDescription = self.policy.describe()
+
+    def infer(self, observation: Observation) -> np.ndarray:
+        """Chunks (B, horizon, A) for the B rows of ``observation``."""
+        n = observation.num_envs
+        if not 1 <= n <= self.max_batch:
+            raise ContractError(f"batch size: expected 1..{self.max_batch} observations, got {n}")
+        observation.env_ids = np.arange(n)
+        observation.validate(self.spec)
+        chunk = self.policy.infer(observation, np.ones(n, bool))
+        return chunk.numpy()
+
+    def reset(self) -> None:
+        self.policy.reset(list(range(self.max_batch)))
+
+    def close(self) -> None:
+        self.policy.close()
+
+
+def serve_main(
+    prog: str,
+    description: str,
+    argv: Sequence[str] | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[ServedPolicy, argparse.Namespace], int],
+) -> int:
+    """The shared ``serve`` command: ``--policy FAMILY --env ENV [family flags]`` plus the protocol's flags."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    for flag in ("--policy", "--env", "--log-level"):
+        pre.add_argument(flag)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, (known.log_level or "INFO").upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--policy", required=True, help="policy family to serve (see `arena plugins`)")
+    parser.add_argument("--env", required=True, help="env id whose spec defines the served observation/action keys")
+    parser.add_argument("--max-batch", type=int, default=64, help="largest batch one request may carry (default: 64)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="no:NAME", help="block a plugin by name")
+    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_arguments(parser)
+    try:
+        plugins = load_plugins(blocked=parse_plugin_options(known.plugin or []))
+        classes = add_family_options(parser, plugins, known.policy, known.env)
+    except ArenaError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    try:
+        configs = {k: config_from_namespace(cls, args) for k, cls in classes.items()}
+        served = ServedPolicy(
+            args.policy, args.env, configs.get("policy"), configs.get("env"), plugins=plugins, max_batch=args.max_batch
+        )
+    except ArenaError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    # SIGTERM ends the server like Ctrl-C, so `finally` blocks close sockets and workers.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        return run(served, args)
+    except KeyboardInterrupt:
+        log.info("%s: stopped", prog)
+        return 0
+    finally:
+        served.close()
