@@ -5,11 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${1:-.venv}
 [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+# Headless Chromium for the report test (Debian packages; needs root).
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "install.sh: not root: install Debian's chromium and chromium-driver for the report test" >&2
+  fi
+fi
 PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 # CPU build of torch first, so nothing below pulls the CUDA build.
 "${PIP[@]}" "torch==2.13.0"
-"${PIP[@]}" -e "./core[video,report]" -e ./plugins/metaworld -e ./plugins/gr00t -e ./plugins/openpi
-"${PIP[@]}" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.5"
+"${PIP[@]}" -e "./core[video,report,tensorboard]" -e ./plugins/metaworld -e ./plugins/gr00t -e ./plugins/openpi
+"${PIP[@]}" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.5" "selenium>=4.20"
 # The real openpi server module (a byte-identical copy of openpi's) for the
 # compatibility test; its client pins numpy<2, so both come without deps.
 "${PIP[@]}" --no-deps "openpi-server==0.1.0" "openpi-client"

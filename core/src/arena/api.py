@@ -12,6 +12,7 @@ from arena.evaluator import Evaluator, FrameSink, plan_episodes
 from arena.plugins import Plugins, load_plugins
 from arena.results import EpisodeRecord, RunDir, Summary, summarize
 from arena.run import NON_IDENTITY_KEYS, RunInfo, build_config, check_compat, default_run_dir, make_env, make_policy
+from arena.video import FrameSinks, VideoRecorder, check_video_options, make_recorder
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ def evaluate(
     plugins: Plugins | None = None,
     on_episode: Callable[[EpisodeRecord, int, int], None] | None = None,
     frames: FrameSink | None = None,
+    videos: int = 0,
+    video_camera: str | None = None,
+    tracker: str | None = None,
 ) -> Summary:
     """Evaluate ``policy`` on ``env`` and return the summary (also written to the run directory).
 
@@ -52,6 +56,10 @@ def evaluate(
     kept, the missing ones run with the seeds they would have had.
     ``on_episode(record, done, total)`` is called as each episode ends.
     With ``write=False`` nothing is written to disk.
+    ``videos=K`` records the first K episodes of each task as MP4 under
+    ``RUN_DIR/videos`` (every camera, or ``video_camera``); ``tracker``
+    (``"tensorboard"``, ``"wandb"``) logs per-episode metrics through the
+    built-in ``trackers`` observer. Neither is part of the run's identity.
     """
     _positive("episodes", episodes)
     _positive("num_envs", num_envs)
@@ -61,12 +69,22 @@ def evaluate(
         raise ConfigError(f"--seed: expected an integer >= 0, got {seed!r}")
     if resume is not None and output is not None and Path(output) != Path(resume):
         raise ConfigError(f"--output {output} and --resume {resume} name different directories; give one")
+    _positive("videos", videos, minimum=0)
+    if video_camera is not None and not videos:
+        raise ConfigError("--video-camera: give --videos K too (how many episodes per task to record)")
+    if videos and not write:
+        raise ConfigError("--videos: videos are written to the run directory; they need write=True")
     plugins = plugins or load_plugins()
+    if tracker is not None:
+        from arena.builtins.trackers import check_tracker
+
+        check_tracker(tracker, plugins, has_run_dir=write)
     sched_entry = plugins.schedulers.get(scheduler)
     sched_config = build_config(sched_entry.config, scheduler_config)
 
     vec_env, env_cfg = make_env(plugins, env, env_config, num_envs)
     run_dir: RunDir | None = None
+    recorder: VideoRecorder | None = None
     try:
         spec = vec_env.spec
         pol, policy_name, pol_cfg = make_policy(plugins, policy, policy_config, spec, num_envs)
@@ -94,11 +112,16 @@ def evaluate(
                 "max_steps": steps,
                 "seed": seed,
                 "num_envs": num_envs,
+                "videos": videos,
+                "video_camera": video_camera,
+                "tracker": tracker,
             }
             plan = plan_episodes(spec.tasks, episodes, seed)
             previous: list[EpisodeRecord] = []
             if write:
                 path = Path(resume) if resume is not None else Path(output) if output else default_run_dir(policy_name, env)
+                if videos:
+                    check_video_options(spec, video_camera)
                 run_dir = RunDir(path)
                 identity = {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}
                 run_dir.create(identity, resume=resume is not None)
@@ -108,6 +131,9 @@ def evaluate(
                     done = {(r.task, r.episode_index) for r in previous}
                     plan = [e for e in plan if (e.task, e.index) not in done]
                     log.info("resuming %s: %d episodes recorded, %d to run", path, len(previous), len(plan))
+                if videos:
+                    recorder = make_recorder(run_dir.path, spec, videos, video_camera)
+                    frames = FrameSinks([frames, recorder]) if frames is not None else recorder
             info = RunInfo(
                 run_dir=run_dir.path if run_dir else None,
                 config=config,
@@ -151,6 +177,8 @@ def evaluate(
             plugins.notify("arena_run_end", run=info, summary=summary)
             return summary
     finally:
+        if recorder is not None:
+            recorder.close()
         if run_dir is not None:
             run_dir.close()
         vec_env.close()

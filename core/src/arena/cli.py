@@ -1,4 +1,4 @@
-"""The ``arena`` command: eval, check, plugins.
+"""The ``arena`` command: eval, check, plugins, report, compare.
 
 Flags of the chosen policy family, env family and scheduler are added to
 ``arena eval`` / ``arena check`` once ``--policy``, ``--env`` and
@@ -28,6 +28,9 @@ EPILOG = """examples:
   arena eval --policy expert --env metaworld/mt10 --episodes 10 --num-envs 4
   arena check --policy gr00t --env metaworld/pick-place-v3 --host gpu-box
   arena plugins --json
+  arena eval --policy random --env debug/suite --episodes 3 --videos 1 --output runs/rr
+  arena report runs/rr
+  arena compare runs/baseline runs/candidate
 """
 
 
@@ -82,6 +85,22 @@ def _selection(parser: argparse.ArgumentParser, with_run: bool) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--videos",
+        type=_int("videos", 0),
+        default=0,
+        metavar="K",
+        help="record the first K episodes of each task as MP4 in RUN_DIR/videos (default: 0)",
+    )
+    parser.add_argument(
+        "--video-camera", default=None, metavar="NAME", help="record only this camera (default: every camera)"
+    )
+    parser.add_argument(
+        "--tracker",
+        default=None,
+        choices=["tensorboard", "wandb"],
+        help="log per-episode metrics to TensorBoard (RUN_DIR/tensorboard) or Weights & Biases",
+    )
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -106,10 +125,30 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
             "expects, and exit 1 on any mismatch.",
         ),
         "plugins": sub.add_parser("plugins", help="list installed plugins, their versions and hooks"),
+        "report": sub.add_parser(
+            "report",
+            help="write a self-contained report.html for a run directory",
+            description="Write RUN_DIR/report.html: success with 95%% intervals, per-task chart, episode "
+            "lengths, failure reasons, config, versions and the recorded videos, all inlined.",
+        ),
+        "compare": sub.add_parser(
+            "compare",
+            help="per-task success of several runs side by side, each against the first",
+            description="Compare runs task by task against the first (the baseline): difference in success "
+            "rate and its significance (two-sided two-proportion z-test, Fisher's exact test when an expected "
+            "count is below 5).",
+        ),
     }
     _selection(subs["eval"], with_run=True)
     _selection(subs["check"], with_run=False)
     subs["plugins"].add_argument("--json", action="store_true", help="print as JSON")
+    subs["report"].add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by arena eval")
+    subs["report"].add_argument("--output", default=None, help="where to write the page (default: RUN_DIR/report.html)")
+    subs["compare"].add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories; the first is the baseline")
+    subs["compare"].add_argument("--json", action="store_true", help="print as JSON")
+    subs["compare"].add_argument(
+        "--alpha", type=float, default=0.05, help="significance level of the two-sided tests (default: 0.05)"
+    )
     for p in subs.values():
         _common(p)
     return parser, subs
@@ -136,8 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         plugins = load_plugins(blocked=parse_plugin_options(known.plugin or []))
         classes = (
-            add_family_options(subs[known.command], plugins, known.policy, known.env, known.scheduler)
-            if known.command != "plugins"
+            # the default scheduler's flags (--execution-horizon) exist without --scheduler too
+            add_family_options(subs[known.command], plugins, known.policy, known.env, known.scheduler or "chunked")
+            if known.command in ("eval", "check")
             else {}
         )
     except ArenaError as exc:
@@ -149,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "plugins":
             return _cmd_plugins(plugins, args)
+        if args.command == "report":
+            return _cmd_report(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         configs = {k: config_from_namespace(cls, args) for k, cls in classes.items()}
         if args.command == "check":
             from arena.check import run_check
@@ -222,6 +266,9 @@ def _cmd_eval(plugins: Plugins, args: argparse.Namespace, configs: dict[str, Any
             resume=args.resume,
             plugins=plugins,
             on_episode=progress.update,
+            videos=args.videos,
+            video_camera=args.video_camera,
+            tracker=args.tracker,
         )
     finally:
         progress.close()
@@ -230,6 +277,21 @@ def _cmd_eval(plugins: Plugins, args: argparse.Namespace, configs: dict[str, Any
     else:
         print(summary_table(summary))
         print(f"results: {summary.run_dir}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from arena.report import write_report
+
+    print(f"report: {write_report(args.run_dir, args.output)}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from arena.compare import compare_runs, comparison_table
+
+    cmp = compare_runs(args.runs, alpha=args.alpha)
+    print(json.dumps(cmp.to_dict(), indent=2) if args.json else comparison_table(cmp))
     return 0
 
 

@@ -3,7 +3,9 @@
 A family's config fields become flags of ``arena eval`` (``max_steps`` ->
 ``--max-steps``); the field's ``metadata["help"]`` is the flag's help. Values
 are converted by the field's type with errors that name the flag, the
-expected and the received value.
+expected and the received value. A field with ``metadata["secret"]`` (an API
+token) is written as ``"<redacted>"`` by :func:`config_to_dict`, so it never
+reaches config.json or summary.json.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ import types
 import typing
 from typing import Any, Mapping
 
+import attr
 import attrs
 
 from arena.errors import ConfigError
 
-__all__ = ["flag_name", "add_config_arguments", "config_from_namespace", "make_config", "config_to_dict"]
+__all__ = ["flag_name", "add_config_arguments", "config_from_namespace", "make_config", "config_to_dict", "REDACTED"]
 
 _MISSING = object()
+
+#: what config_to_dict writes for a field marked ``metadata={"secret": True}``
+REDACTED = "<redacted>"
 
 
 def flag_name(field: str) -> str:
@@ -147,7 +153,12 @@ def make_config(cls: type, values: Mapping[str, Any] | None = None) -> Any:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """JSON-ready dict of a config instance (tuples become lists)."""
+    """JSON-ready dict of a config instance (tuples become lists; secret fields redacted)."""
     if config is None or not attrs.has(type(config)):
         return {}
-    return attrs.asdict(config)
+    # attr.asdict (not attrs.asdict, which keeps tuples) turns tuples into lists, as JSON stores them
+    out = attr.asdict(config, retain_collection_types=False)
+    for f in attrs.fields(type(config)):
+        if f.metadata.get("secret") and out.get(f.name) is not None:
+            out[f.name] = REDACTED
+    return out

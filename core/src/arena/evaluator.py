@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from arena.contract import EnvSpec, Observation, Task
+from arena.contract import ActionChunk, EnvSpec, Observation, Task
 from arena.env import EpisodeSpec, StepResult, VectorEnv
 from arena.errors import PolicyError
 from arena.policy import Policy
@@ -95,6 +95,10 @@ class Evaluator:
         self.started = np.zeros(n)
         self.observation: Observation | None = None
         self.total_steps = 0
+        # cached so the per-step path does few numpy calls (its overhead is measured by bench/loop_overhead.py)
+        self.active_ids = np.zeros(0, np.int64)
+        self.n_recording = 0
+        self._no_render = np.zeros(n, bool)
 
     # -- episode bookkeeping -------------------------------------------------------------------
     def _finish(self, slot: int, success: bool, reason: str | None, error: bool) -> None:
@@ -121,7 +125,12 @@ class Evaluator:
         self.slot_episode[slot] = None
         self.active[slot] = False
         self.recording[slot] = False
+        self._refresh()
         self.on_episode(record)
+
+    def _refresh(self) -> None:
+        self.active_ids = np.flatnonzero(self.active)
+        self.n_recording = int(self.recording.sum())
 
     def _start(self, slots: list[int]) -> None:
         """Give free ``slots`` their next planned episodes (failed resets consume an episode)."""
@@ -138,6 +147,7 @@ class Evaluator:
                 self.inferences[s] = 0
                 self.started[s] = time.perf_counter()
                 self.recording[s] = self.frames.wants(ep)
+            self._refresh()
             self.scheduler.reset(ids)
             self.policy.reset(ids, [ep.seed for ep in eps])
             render = self.recording[ids].copy()
@@ -169,16 +179,21 @@ class Evaluator:
         self._start(list(range(self.n)))
         scheduler, env, policy = self.scheduler, self.env, self.policy
         active = self.active
-        while active.any():
+        render_for_policy, max_steps = self.render_for_policy, self.max_steps
+        while len(self.active_ids):
             need = scheduler.need_mask(active)
             if need.any():
                 self._query(need)
-            ids = np.flatnonzero(active)
+            ids = self.active_ids
             actions = scheduler.pop(ids)
-            if self.render_for_policy:
-                render = scheduler.need_mask(active)[ids] | self.recording[ids]
-            else:
+            if render_for_policy:
+                render = scheduler.need_mask(active)[ids]
+                if self.n_recording:
+                    render |= self.recording[ids]
+            elif self.n_recording:
                 render = self.recording[ids]
+            else:
+                render = self._no_render[: len(ids)]
             t0 = time.perf_counter()
             try:
                 res = env.step(ids, actions, render)
@@ -188,17 +203,17 @@ class Evaluator:
             self.env_time[ids] += time.perf_counter() - t0
             if res.observation is not None:
                 self.observation = res.observation
-            self.fresh[ids] = render
-            self.steps[ids] += 1
+            if render_for_policy:
+                self.fresh[ids] = render
+            steps = self.steps[ids] + 1
+            self.steps[ids] = steps
             self.total_steps += len(ids)
-            over = self.steps[ids] >= self.max_steps
+            over = steps >= max_steps
             errors = res.error
-            if not (res.success.any() or over.any() or any(e is not None for e in errors)):
-                if self.recording.any():
-                    self._frames(ids)
-                continue
-            if self.recording.any():
+            if self.n_recording:
                 self._frames(ids)
+            if not (res.success.any() or over.any() or errors.count(None) != len(errors)):
+                continue
             ended = []
             for k, s in enumerate(ids.tolist()):
                 if errors[k] is not None:
@@ -229,8 +244,12 @@ class Evaluator:
         t0 = time.perf_counter()
         chunk = self.policy.infer(self.observation, need)
         dt = time.perf_counter() - t0
-        got = np.asarray(chunk.env_ids)
-        if got.shape != need_ids.shape or not np.array_equal(got, need_ids):
+        if not isinstance(chunk, ActionChunk):
+            raise PolicyError(
+                f"policy {type(self.policy).__name__}.infer returned {type(chunk).__name__}, expected an arena.ActionChunk"
+            )
+        got = chunk.env_ids
+        if got.shape != need_ids.shape or not (got == need_ids).all():
             raise PolicyError(
                 f"policy returned actions for env ids {got.tolist()}, expected exactly the masked ids {need_ids.tolist()}"
             )

@@ -40,6 +40,7 @@ BUILTINS: dict[str, str] = {
     "policies": "arena.builtins.policies",
     "schedulers": "arena.builtins.schedulers",
     "debug": "arena.builtins.debug_env",
+    "trackers": "arena.builtins.trackers",
 }
 
 REGISTRY_HOOKS = {

@@ -167,7 +167,7 @@ class RunDir:
             if not cfg_path.exists():
                 raise ConfigError(f"--resume: {self.path} has no {CONFIG_FILE}; is it a run directory?")
             stored = json.loads(cfg_path.read_text())
-            diffs = _diff(stored, config)
+            diffs = _diff(stored, json.loads(json.dumps(config)))  # compare as stored (tuples -> lists)
             if diffs:
                 raise ConfigError(
                     f"--resume: the config differs from the one stored in {cfg_path}: " + "; ".join(diffs)

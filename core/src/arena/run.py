@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["RunInfo", "resolve_env", "add_family_options", "build_config", "default_run_dir", "make_policy", "check_compat"]
 
-#: config keys that do not change which episodes run or their outcome (not compared on --resume)
-NON_IDENTITY_KEYS = ("num_envs",)
+#: config keys that do not change which episodes run or their outcome (not compared on --resume,
+#: not stored in config.json; summary.json's config has them)
+NON_IDENTITY_KEYS = ("num_envs", "videos", "video_camera", "tracker")
 
 
 @attrs.define

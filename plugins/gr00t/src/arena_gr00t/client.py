@@ -106,7 +106,11 @@ class Gr00tClient:
         self._context = zmq.Context()
         self._context.setsockopt(zmq.LINGER, 0)
         factory = transport_factory or (lambda h, p, ctx: ZmqReqTransport(h, p, context=ctx))
-        self._transports: list[Transport] = [factory(h, p, self._context) for h, p in self.replicas]
+        try:
+            self._transports: list[Transport] = [factory(h, p, self._context) for h, p in self.replicas]
+        except BaseException:
+            self._context.destroy(linger=0)
+            raise
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._rotation = 0
@@ -128,9 +132,7 @@ class Gr00tClient:
         """`{"video": MC, "state": MC, "action": MC, "language": MC}` from the first replica."""
         reply = self._roundtrip(0, "get_modality_config", None)
         if not isinstance(reply, Mapping) or not all(isinstance(v, ModalityConfig) for v in reply.values()):
-            raise Gr00tProtocolError(
-                f"get_modality_config: expected a map of ModalityConfig, got {_describe(reply)}"
-            )
+            raise Gr00tProtocolError(f"get_modality_config: expected a map of ModalityConfig, got {_describe(reply)}")
         return dict(reply)
 
     def get_action(
@@ -227,9 +229,7 @@ class Gr00tClient:
         )
 
     def _on_all_replicas(self, endpoint: str, data: Mapping[str, Any] | None) -> list[Any]:
-        jobs = [
-            (lambda i=i: self._roundtrip(i, endpoint, data)) for i in range(len(self._transports))
-        ]
+        jobs = [(lambda i=i: self._roundtrip(i, endpoint, data)) for i in range(len(self._transports))]
         return self._run_concurrently(jobs)
 
     def _run_concurrently(self, jobs: list[Callable[[], Any]]) -> list[Any]:
@@ -295,7 +295,12 @@ class Gr00tClient:
                 pause = backoff if remaining is None else min(backoff, remaining)
                 log.warning(
                     "%s %r attempt %d/%d failed (%s); retrying in %.2fs",
-                    self._label(replica), endpoint, attempt, max_attempts, e, pause,
+                    self._label(replica),
+                    endpoint,
+                    attempt,
+                    max_attempts,
+                    e,
+                    pause,
                 )
                 time.sleep(max(0.0, pause))
                 backoff = min(backoff * 2, self.max_backoff_s)

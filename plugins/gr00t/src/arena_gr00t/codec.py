@@ -7,11 +7,14 @@ Every GR00T message is one msgpack value (`use_bin_type=True`; decoded with `raw
 - ModalityConfig: `{"__ModalityConfig_class__": True, "as_json": {...}}`
 
 Why not just `np.save` into a `BytesIO` per array, as upstream does: for camera-sized arrays
-that costs several extra copies plus `ast.literal_eval` of the header on every decode. Here the
-npy header is written directly (byte-identical to `np.save`, cached per dtype/shape), the array
-is copied once into the output buffer, and decoding is `np.frombuffer` over the bytes msgpack
-already produced (headers parsed once per distinct header and cached). Anything unusual
-(structured dtypes, fortran order on decode, npy v2/v3) falls back to numpy's own reader/writer.
+that costs several extra copies and large allocations per message, plus `ast.literal_eval` of
+the header on every decode. Here the encoder walks containers itself and emits a list of
+chunks (msgpack headers, an npy header written directly, byte-identical to `np.save` and
+cached per dtype/shape, and a zero-copy view of the array data), joined once at the end: array
+data is copied exactly once. Other leaves are packed by msgpack itself. Decoding is
+`msgpack.unpackb` plus `np.frombuffer` over the bytes msgpack produced (npy headers parsed
+once per distinct header and cached). Anything unusual (structured dtypes, fortran order on
+decode, npy v2/v3) falls back to numpy's own reader/writer.
 """
 
 from __future__ import annotations
@@ -126,9 +129,7 @@ class ModalityConfig:
     modality_keys: tuple[str, ...] = attrs.field(converter=_str_tuple)
     sin_cos_embedding_keys: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_str_tuple)
     mean_std_embedding_keys: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_str_tuple)
-    action_configs: tuple[ActionConfig, ...] | None = attrs.field(
-        default=None, converter=_opt_action_configs
-    )
+    action_configs: tuple[ActionConfig, ...] | None = attrs.field(default=None, converter=_opt_action_configs)
 
     @property
     def horizon(self) -> int:
@@ -142,9 +143,7 @@ class ModalityConfig:
             "modality_keys": list(self.modality_keys),
             "sin_cos_embedding_keys": _opt_list(self.sin_cos_embedding_keys),
             "mean_std_embedding_keys": _opt_list(self.mean_std_embedding_keys),
-            "action_configs": (
-                None if self.action_configs is None else [a.to_dict() for a in self.action_configs]
-            ),
+            "action_configs": (None if self.action_configs is None else [a.to_dict() for a in self.action_configs]),
         }
 
     @classmethod
@@ -182,7 +181,7 @@ def _npy_header(descr: str, shape: tuple[int, ...], fortran: bool) -> bytes:
     h = _encode_header_cache.get(key)
     if h is not None:
         return h
-    text = "{'descr': %r, 'fortran_order': %r, 'shape': %r, }" % (descr, fortran, shape)
+    text = f"{{'descr': {descr!r}, 'fortran_order': {fortran!r}, 'shape': {shape!r}, }}"
     if shape:  # np.save leaves room to grow the (first, or for fortran last) axis in place
         text += " " * (_NPY_GROWTH_DIGITS - len(repr(shape[-1 if fortran else 0])))
     hlen = len(text) + 1  # + the terminating newline
@@ -197,12 +196,9 @@ def _npy_header(descr: str, shape: tuple[int, ...], fortran: bool) -> bytes:
     return h
 
 
-def ndarray_to_npy(arr: np.ndarray) -> bytes | memoryview:
-    """The bytes `np.save(f, arr, allow_pickle=False)` writes, built with a single copy.
-
-    Returns a memoryview over a fresh buffer (msgpack packs it as `bin`); use `bytes(...)`
-    if you need a bytes object.
-    """
+def _npy_parts(arr: np.ndarray) -> tuple[bytes, Any]:
+    """(header, data) whose concatenation is what np.save writes; data is a zero-copy view
+    when the array is contiguous (C order, or Fortran order as np.save stores it)."""
     dt = arr.dtype
     if dt.hasobject:
         raise Gr00tCodecError(
@@ -210,16 +206,18 @@ def ndarray_to_npy(arr: np.ndarray) -> bytes | memoryview:
             "protocol refuses); convert it to a numeric or string dtype"
         )
     if dt.kind not in _FAST_KINDS or dt.names is not None or dt.subdtype is not None or dt.metadata:
-        return _npy_via_numpy(arr)
+        return _npy_via_numpy(arr), b""
     fortran = arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous
+    src = arr.T if fortran else np.ascontiguousarray(arr)
     header = _npy_header(dt.str, arr.shape, fortran)
-    hl = len(header)
-    out = np.empty(hl + arr.nbytes, dtype=np.uint8)
-    out[:hl] = np.frombuffer(header, dtype=np.uint8)
-    src = arr.T if fortran else arr
-    dst = np.ndarray(src.shape, dtype=dt, buffer=out, offset=hl)
-    np.copyto(dst, src, casting="no")
-    return memoryview(out)
+    # A flat uint8 view exports a plain byte buffer whatever the dtype or byte order.
+    return header, src.reshape(-1).view(np.uint8)
+
+
+def ndarray_to_npy(arr: np.ndarray) -> bytes:
+    """The bytes `np.save(f, arr, allow_pickle=False)` writes, without going through a file."""
+    header, data = _npy_parts(arr)
+    return header + data.tobytes() if len(data) else header
 
 
 def _npy_via_numpy(arr: np.ndarray) -> bytes:
@@ -285,7 +283,7 @@ def npy_to_ndarray(data: bytes, *, writable: bool = False) -> np.ndarray:
 
 
 def _default(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
+    if isinstance(obj, np.ndarray):  # only reached inside values msgpack packs itself
         return {NDARRAY_TAG: True, "as_npy": ndarray_to_npy(obj)}
     if isinstance(obj, np.generic):
         # Upstream cannot encode numpy scalars; send the equivalent Python number instead.
@@ -302,14 +300,83 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot encode object of type {type(obj).__module__}.{type(obj).__qualname__}")
 
 
+def _str_header(n: int) -> bytes:
+    if n < 32:
+        return bytes((0xA0 | n,))
+    if n < 0x100:
+        return b"\xd9" + bytes((n,))
+    if n < 0x10000:
+        return b"\xda" + n.to_bytes(2, "big")
+    return b"\xdb" + n.to_bytes(4, "big")
+
+
+def _container_header(n: int, fix: int, code16: bytes, code32: bytes) -> bytes:
+    if n < 16:
+        return bytes((fix | n,))
+    if n < 0x10000:
+        return code16 + n.to_bytes(2, "big")
+    return code32 + n.to_bytes(4, "big")
+
+
+def _bin_header(n: int) -> bytes:
+    if n < 0x100:
+        return b"\xc4" + bytes((n,))
+    if n < 0x10000:
+        return b"\xc5" + n.to_bytes(2, "big")
+    if n < 2**32:
+        return b"\xc6" + n.to_bytes(4, "big")
+    raise Gr00tCodecError(f"array of {n} bytes exceeds msgpack's 4 GiB bin limit")
+
+
+_NDARRAY_PREFIX = b"\x82" + _str_header(len(NDARRAY_TAG)) + NDARRAY_TAG.encode() + b"\xc3\xa6as_npy"
+_MAX_DEPTH = 512  # msgpack-python's nesting limit
+
+
+def _emit(obj: Any, out: list[Any], depth: int) -> None:
+    """Append msgpack chunks for `obj`; containers and arrays here, other leaves via msgpack.
+
+    Output is byte-identical to msgpack.packb(obj, use_bin_type=True, default=...) with
+    upstream's array encoding; building a chunk list lets array data be copied exactly once,
+    by the final join.
+    """
+    if depth > _MAX_DEPTH:
+        raise Gr00tCodecError(f"message nested deeper than {_MAX_DEPTH} levels")
+    if isinstance(obj, str):
+        raw = obj.encode("utf-8")
+        out.append(_str_header(len(raw)))
+        out.append(raw)
+    elif isinstance(obj, dict):
+        out.append(_container_header(len(obj), 0x80, b"\xde", b"\xdf"))
+        for k, v in obj.items():
+            _emit(k, out, depth + 1)
+            _emit(v, out, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        out.append(_container_header(len(obj), 0x90, b"\xdc", b"\xdd"))
+        for v in obj:
+            _emit(v, out, depth + 1)
+    elif isinstance(obj, np.ndarray):
+        header, data = _npy_parts(obj)
+        out.append(_NDARRAY_PREFIX)
+        out.append(_bin_header(len(header) + len(data)))
+        out.append(header)
+        if len(data):
+            out.append(data)
+    elif type(obj).__module__ == "torch" and hasattr(obj, "detach"):  # torch.Tensor, no import
+        _emit(obj.detach().cpu().numpy(), out, depth)
+    else:
+        out.append(msgpack.packb(obj, default=_default, use_bin_type=True))
+
+
 def encode(obj: Any) -> bytes:
-    """Pack `obj` into one msgpack message the way upstream's MsgSerializer.to_bytes does."""
+    """Pack `obj` into one msgpack message, byte-identical to upstream's MsgSerializer.to_bytes."""
+    chunks: list[Any] = []
     try:
-        return msgpack.packb(obj, default=_default, use_bin_type=True)
+        _emit(obj, chunks, 0)
     except Gr00tCodecError:
         raise
-    except (TypeError, ValueError, OverflowError) as e:
+    except (TypeError, ValueError, OverflowError, UnicodeError) as e:
         raise Gr00tCodecError(f"cannot encode message: {e}") from e
+    return b"".join(chunks)
 
 
 def _make_object_hook(writable: bool):

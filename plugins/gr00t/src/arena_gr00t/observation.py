@@ -87,8 +87,10 @@ def flat_to_nested(observation: Mapping[str, Any]) -> dict[str, Any]:
         if sep and group in NESTED_GROUPS and key:
             out.setdefault(group, {})[key] = value
             continue
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(
-            isinstance(s, str) for s in value
+        if (
+            isinstance(value, (str, bytes))
+            or not isinstance(value, Sequence)
+            or not all(isinstance(s, str) for s in value)
         ):
             raise ValueError(
                 f"flat observation key {flat_key!r} is neither 'video.*'/'state.*' nor a language "
@@ -105,7 +107,7 @@ def action_to_flat(action: Mapping[str, Any]) -> dict[str, Any]:
 
 def action_to_nested(action: Mapping[str, Any]) -> dict[str, Any]:
     """`{"action.K": a}` -> `{K: a}` (unprefixed keys are kept as they are)."""
-    return {k[len("action."):] if k.startswith("action.") else k: v for k, v in action.items()}
+    return {k[len("action.") :] if k.startswith("action.") else k: v for k, v in action.items()}
 
 
 def _leaves(obj: Any, path: str = ""):

@@ -56,7 +56,7 @@ def parse_host(spec: str | HostPort, default_port: int = DEFAULT_PORT) -> HostPo
         raise TypeError(f"host spec must be a string or a (host, port) tuple, got {type(spec).__name__}")
     text = spec.strip()
     if text.startswith("tcp://"):
-        text = text[len("tcp://"):]
+        text = text[len("tcp://") :]
     elif "://" in text:
         raise ValueError(f"host spec {spec!r}: only tcp:// addresses are supported")
     if not text:
@@ -65,16 +65,15 @@ def parse_host(spec: str | HostPort, default_port: int = DEFAULT_PORT) -> HostPo
         close = text.find("]")
         if close < 0:
             raise ValueError(f"host spec {spec!r}: missing ']' after an IPv6 address")
-        host, rest = text[1:close], text[close + 1:]
+        host, rest = text[1:close], text[close + 1 :]
         if rest and not rest.startswith(":"):
             raise ValueError(f"host spec {spec!r}: expected ':port' after ']'")
         port_text = rest[1:] if rest else None
     elif text.count(":") > 1:  # bare IPv6 without a port
         host, port_text = text, None
     else:
-        host, _, port_text = text.partition(":")
-        if ":" not in text:
-            port_text = None
+        host, sep, port_text = text.partition(":")
+        port_text = port_text if sep else None
     return _checked(host, default_port if port_text is None else port_text, repr(spec))
 
 
@@ -91,8 +90,13 @@ def _checked(host: str, port: object, what: str) -> HostPort:
 
 
 def parse_hosts(spec: str | Sequence[str | HostPort], default_port: int = DEFAULT_PORT) -> list[HostPort]:
-    """`"a:5555,b:5556"` (or a list of specs / tuples) -> [(host, port), ...], at least one."""
-    items = [s for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    """`"a:5555,b:5556"` (or a list of specs / tuples) -> [(host, port), ...], at least one.
+
+    A lone `("host", port)` tuple is one host, not two specs.
+    """
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], int):
+        return [parse_host(spec, default_port)]
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
     if isinstance(spec, str) and any(not s.strip() for s in items):
         raise ValueError(f"host list {spec!r} has an empty entry")
     hosts = [parse_host(s, default_port) for s in items]
@@ -213,7 +217,7 @@ class ZmqReqTransport:
                 return None
         except ConnectionRefusedError:
             return "connection refused (nothing listening on that port)"
-        except _socket.timeout:
+        except TimeoutError:
             return f"TCP connect timed out after {timeout_s:.3g}s (host down or firewalled)"
         except OSError as e:
             if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):

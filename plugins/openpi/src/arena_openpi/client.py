@@ -59,8 +59,8 @@ DEFAULT_PORT: Final[int] = 8000
 _CLOSE_MESSAGE_TOO_BIG: Final[int] = 1009
 _AUTH_STATUSES: Final = (401, 403)
 
-# websockets added ``proxy`` (15.0) and keepalive in the sync client over time; pass only what
-# the installed version accepts, since unknown keywords would reach socket.create_connection.
+# websockets added ``proxy``, sync-client keepalive and ``legacy`` over its versions; pass only
+# what the installed version accepts, since unknown keywords would reach socket.create_connection.
 _CONNECT_PARAMS: Final = frozenset(inspect.signature(websockets.sync.client.connect).parameters)
 
 
@@ -155,6 +155,7 @@ class OpenpiClient:
 
     @property
     def connected(self) -> bool:
+        """Whether a connection is held (it may have died since; the next request finds out)."""
         return self._conn is not None
 
     def connect(self) -> None:
@@ -298,6 +299,9 @@ class OpenpiClient:
             "ping_interval": self._ping_interval_s,
             "ping_timeout": self._ping_timeout_s,
             "proxy": self._proxy,
+            # websockets >= 17.1 deprecates connect() returning the connection directly unless
+            # the historical behaviour is requested; we own the connection's lifetime ourselves.
+            "legacy": True,
         }
         options = {k: v for k, v in options.items() if k in _CONNECT_PARAMS}
         try:

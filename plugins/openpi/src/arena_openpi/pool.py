@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from arena_openpi.client import DEFAULT_PORT, OpenpiClient, _endpoint
-from arena_openpi.errors import OpenpiAuthError, OpenpiConnectionError
+from arena_openpi.errors import OpenpiAuthError, OpenpiConnectionError, OpenpiTimeoutError
 
 __all__ = ["HostSpec", "OpenpiPool", "parse_hosts"]
 
@@ -160,6 +160,11 @@ class OpenpiPool:
         return len(self._slots)
 
     @property
+    def num_reconnects(self) -> int:
+        """Connections reopened after a loss, over all replicas (diagnostics, tests)."""
+        return sum(slot.client.num_reconnects for slot in self._slots)
+
+    @property
     def metadata(self) -> dict[str, Any]:
         """Metadata of the first replica (replicas of one deployment serve the same model)."""
         return self._slots[0].client.metadata
@@ -187,14 +192,18 @@ class OpenpiPool:
 
         Waits for every request to finish (so no request is left running on return), then
         raises the first failure in input order, unless ``return_exceptions`` puts the
-        exceptions in the list instead. ``timeout_s`` bounds the wait for the whole batch.
+        exceptions in the list instead. ``timeout_s`` bounds the wait for the whole batch
+        (:class:`OpenpiTimeoutError`); per-request limits are the clients' ``timeout_s``.
         """
         futures = [self.submit(obs) for obs in observations]
         done, not_done = concurrent.futures.wait(futures, timeout=timeout_s)
         if not_done:
             for future in not_done:
                 future.cancel()
-            raise TimeoutError(f"{len(not_done)} of {len(futures)} openpi requests unfinished after {timeout_s}s")
+            raise OpenpiTimeoutError(
+                f"{len(not_done)} of {len(futures)} openpi requests unfinished after {timeout_s}s "
+                "(queued ones were cancelled; running ones finish in the background)"
+            )
         results: list[Any] = []
         for future in futures:
             exc = future.exception()
@@ -232,13 +241,15 @@ class OpenpiPool:
 
     def _open_all(self, factory: ClientFactory) -> list[_Slot]:
         # Interleave replicas so that the slot list itself is balanced.
-        plan = [(i, host, port) for _ in range(self.connections_per_host) for i, (host, port) in enumerate(self.endpoints)]
+        plan = [
+            (i, host, port) for _ in range(self.connections_per_host) for i, (host, port) in enumerate(self.endpoints)
+        ]
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, len(plan))) as executor:
             futures = [executor.submit(factory, host, port) for _, host, port in plan]
             concurrent.futures.wait(futures)
         slots: list[_Slot] = []
         errors: list[tuple[str, BaseException]] = []
-        for (host_index, host, port), future in zip(plan, futures):
+        for (host_index, host, port), future in zip(plan, futures, strict=True):
             exc = future.exception()
             if exc is None:
                 slots.append(_Slot(future.result(), host_index, len(slots)))

@@ -1,0 +1,288 @@
+"""The ``gr00t`` policy family: a remote GR00T policy server behind arena's Policy interface.
+
+One ``infer`` call is one batched ``get_action`` carrying every env that needs a chunk
+(the client splits it over replicas). Keys are translated by a mapping selected per
+embodiment (translator registry ``gr00t:<embodiment>``, or ``--mapping``), and everything
+that does not fit is reported by ``describe()`` as a problem, so ``arena check`` shows it and
+``arena eval`` refuses to start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any, Sequence
+
+import attrs
+import numpy as np
+from arena.contract import ActionChunk, EnvSpec, Observation
+from arena.errors import ArenaError, ConfigError, PolicyError
+from arena.policy import Policy, PolicyDescription
+
+from arena_gr00t.client import Gr00tClient
+from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES
+from arena_gr00t.errors import Gr00tError, Gr00tServerError
+from arena_gr00t.mapping import Gr00tMapping, MappingError, load_mapping
+from arena_gr00t.transport import DEFAULT_PORT, host_label, parse_hosts
+from arena_gr00t.translator import FORMS, Translator
+
+__all__ = ["Gr00tConfig", "Gr00tPolicy", "TOKEN_ENV"]
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "ARENA_GR00T_API_TOKEN"
+"""Environment variable read for the API token when --api-token is not given (keeps it out of `ps`)."""
+
+
+def _at_least(low: float, *, strict: bool = False):  # noqa: ANN202
+    def check(instance: object, attribute: attrs.Attribute, value: float | None) -> None:
+        if value is None:
+            return
+        if value < low or (strict and value == low):
+            op = ">" if strict else ">="
+            raise ConfigError(f"--{attribute.name.replace('_', '-')}: expected a value {op} {low}, got {value}")
+
+    return check
+
+
+def _hosts_ok(instance: Gr00tConfig, attribute: attrs.Attribute, value: str) -> None:
+    try:
+        parse_hosts(value, DEFAULT_PORT)
+    except ValueError as exc:
+        raise ConfigError(f"--host: {exc}") from None
+
+
+def _form_ok(instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if value not in ("auto", *FORMS):
+        raise ConfigError(f"--observation-form: expected auto, nested or flat, got {value!r}")
+
+
+@attrs.define
+class Gr00tConfig:
+    """Client flags of ``--policy gr00t``."""
+
+    host: str = attrs.field(
+        default="127.0.0.1",
+        validator=_hosts_ok,
+        metadata={"help": "GR00T server: HOST, HOST:PORT, or replicas a:5555,b:5555 (each batch is split across them)"},
+    )
+    port: int = attrs.field(
+        default=DEFAULT_PORT, validator=_at_least(1), metadata={"help": "port of hosts given without one"}
+    )
+    api_token: str | None = attrs.field(
+        default=None,
+        repr=False,
+        metadata={"help": f"API token sent with every request (default: ${TOKEN_ENV})", "secret": True},
+    )
+    timeout: float = attrs.field(
+        default=10.0, validator=_at_least(0, strict=True), metadata={"help": "seconds to wait for one reply"}
+    )
+    retries: int = attrs.field(
+        default=3, validator=_at_least(0), metadata={"help": "extra attempts after a timeout or socket error"}
+    )
+    deadline: float | None = attrs.field(
+        default=None,
+        validator=_at_least(0, strict=True),
+        metadata={"help": "cap in seconds on one call, attempts and backoff included (none: retries decide)"},
+    )
+    backoff: float = attrs.field(
+        default=0.05, validator=_at_least(0), metadata={"help": "first pause in seconds between attempts (doubles)"}
+    )
+    max_backoff: float = attrs.field(
+        default=1.0, validator=_at_least(0), metadata={"help": "longest pause in seconds between attempts"}
+    )
+    mapping: str | None = attrs.field(
+        default=None,
+        metadata={"help": "mapping TOML file (default: the one registered for the env's embodiment, gr00t:EMBODIMENT)"},
+    )
+    observation_form: str = attrs.field(
+        default="auto",
+        validator=_form_ok,
+        metadata={"help": "nested, flat (servers started with --use-sim-policy-wrapper), or auto-detect"},
+    )
+    probe: bool = attrs.field(
+        default=True,
+        metadata={"help": "at preflight send one get_action with a zero observation to detect the form and check action shapes"},
+    )
+    max_message_bytes: int = attrs.field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, validator=_at_least(1), metadata={"help": "largest reply accepted, in bytes"}
+    )
+
+
+def _unreachable(hosts: Sequence[tuple[str, int]], timeout_s: float) -> list[str]:
+    """A message per server whose port refuses TCP connections (fast and clear, before any retries)."""
+    out = []
+    for host, port in hosts:
+        try:
+            with socket.create_connection((host, port), timeout=timeout_s):
+                pass
+        except OSError as exc:
+            reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else (exc.strerror or str(exc))
+            out.append(
+                f"GR00T server at {host_label(host, port)} is not reachable ({reason}); start one "
+                f"(e.g. `arena-gr00t serve --policy expert --env ENV --port {port}`) or fix --host/--port"
+            )
+    return out
+
+
+class Gr00tPolicy(Policy):
+    """A remote Isaac-GR00T policy server (ZeroMQ + msgpack), keys translated by a per-embodiment mapping."""
+
+    Config = Gr00tConfig
+
+    def __init__(self, config: Gr00tConfig, env_spec: EnvSpec, num_envs: int) -> None:
+        super().__init__(config, env_spec, num_envs)
+        token = config.api_token or os.environ.get(TOKEN_ENV) or None
+        self.hosts = parse_hosts(config.host, config.port)
+        # No request here: connecting happens in describe()/infer(), where failures become
+        # preflight problems rather than construction errors.
+        self.client = Gr00tClient(
+            self.hosts,
+            api_token=token,
+            timeout_s=config.timeout,
+            retries=config.retries,
+            deadline_s=config.deadline,
+            backoff_s=config.backoff,
+            max_backoff_s=max(config.max_backoff, config.backoff),
+            max_message_bytes=config.max_message_bytes,
+        )
+        self.translator: Translator | None = None
+        self.form: str | None = None
+        self._problems: list[str] | None = None
+        self._info: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ setup
+
+    def _mapping(self) -> Gr00tMapping:
+        if self.config.mapping:
+            return Gr00tMapping.from_file(self.config.mapping)
+        from arena.plugins import load_plugins
+
+        name = f"gr00t:{self.env_spec.embodiment}"
+        translators = load_plugins().translators
+        if name not in translators:
+            known = ", ".join(n for n in translators.names() if n.startswith("gr00t:")) or "none"
+            raise MappingError(
+                f"no GR00T mapping for embodiment {self.env_spec.embodiment!r} (env {self.env_spec.name}); "
+                f"registered: {known}. Pass --mapping PATH, or register translator {name!r} from a plugin "
+                f"(see docs/gr00t.md)"
+            )
+        entry = translators.get(name)
+        mapping = load_mapping(entry.obj, name)
+        return attrs.evolve(mapping, source=f"{name} from {entry.owner.distribution}: {mapping.source}")
+
+    def _prepare(self) -> list[str]:
+        """Read the modality config, build the translator, detect the form, probe; once."""
+        if self._problems is not None:
+            return self._problems
+        problems: list[str] = []
+        info = {"server": ",".join(host_label(h, p) for h, p in self.hosts)}
+        self._problems, self._info = problems, info
+        try:
+            mapping = self._mapping()
+        except (MappingError, ArenaError) as exc:
+            problems.append(str(exc))
+            return problems
+        unreachable = _unreachable(self.hosts, min(2.0, self.config.timeout))
+        if unreachable:
+            problems.extend(unreachable)
+            return problems
+        try:
+            modality = self.client.get_modality_config()
+        except Gr00tError as exc:
+            problems.append(f"get_modality_config failed: {exc}")
+            return problems
+        translator = Translator(modality, mapping, self.env_spec, self.num_envs)
+        self.translator = translator
+        problems.extend(translator.problems)
+        info.update(translator.info())
+        form, how, reply = self._detect_form(translator, problems)
+        self.form = form
+        info["observation form"] = f"{form} ({how})"
+        if reply is not None:
+            try:
+                translator.decode_actions(reply, 1)
+            except PolicyError as exc:
+                problems.append(f"probe: {str(exc).removeprefix('gr00t: ')}")
+        for p in problems:
+            log.debug("gr00t preflight problem: %s", p)
+        return problems
+
+    def _detect_form(self, translator: Translator, problems: list[str]) -> tuple[str, str, Any]:
+        """(form, how it was chosen, the probe's action map or None)."""
+        wanted = self.config.observation_form
+        if wanted == "auto" and translator.prefixed:
+            wanted, how = "flat", "detected: modality keys carry video./state./action. prefixes"
+        elif wanted != "auto":
+            how = "--observation-form"
+        else:
+            how = ""
+        if problems or not self.config.probe:
+            if wanted == "auto":
+                why = "probe disabled" if not self.config.probe else "preflight problems"
+                return "nested", f"not detected ({why}); defaulting to nested", None
+            return wanted, how, None
+        candidates = FORMS if wanted == "auto" else (wanted,)
+        refused: dict[str, str] = {}
+        for form in candidates:
+            try:
+                action, _info = self.client.get_action(translator.probe_observation(form))
+            except Gr00tServerError as exc:
+                log.debug("probe in %s form refused: %s", form, exc.message)
+                refused[form] = exc.message
+                continue
+            except Gr00tError as exc:
+                problems.append(f"probe get_action failed: {exc}")
+                return (form if wanted == "auto" else wanted), how or "not detected", None
+            if wanted == "auto":
+                how = "detected: the server accepted a nested probe" if form == "nested" else (
+                    "detected: the server refused a nested probe and accepted a flat one"
+                )
+            return form, how, action
+        detail = "; ".join(f"{f} form: {m}" for f, m in refused.items())
+        problems.append(f"the server refused the probe observation ({detail})")
+        if wanted == "auto":
+            return "nested", "not detected (the server refused both forms); defaulting to nested", None
+        return wanted, how, None
+
+    # ------------------------------------------------------------------ Policy
+
+    def describe(self) -> PolicyDescription:
+        problems = self._prepare()
+        t = self.translator
+        return PolicyDescription(
+            family="gr00t",
+            action_horizon=max(1, t.action_horizon) if t else 1,
+            execution_horizon=None,
+            cameras=t.cameras if t else {},
+            state=t.state_sizes if t else {},
+            action_dim=self.env_spec.action_dim,
+            uses_instruction=t.uses_instruction if t else False,
+            info=dict(self._info),
+            problems=list(problems),
+        )
+
+    def reset(self, env_ids: Sequence[int], seeds: Sequence[int] | None = None) -> None:
+        # Per-env history only: the server's `reset` resets the whole (shared) policy.
+        if self.translator is not None:
+            self.translator.reset(env_ids)
+
+    def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
+        problems = self._prepare()
+        if problems:
+            raise PolicyError("gr00t policy cannot run: " + "; ".join(problems))
+        assert self.translator is not None and self.form is not None
+        rows = np.flatnonzero(env_mask)
+        env_ids = observation.env_ids[rows]
+        if not len(rows):
+            return ActionChunk(np.zeros((0, self.translator.action_horizon, self.env_spec.action_dim), np.float32), env_ids)
+        native = self.translator.encode(observation, rows, self.form)
+        try:
+            action, _info = self.client.get_action(native)
+        except Gr00tError as exc:
+            raise PolicyError(f"gr00t: get_action for env(s) {env_ids.tolist()} failed: {exc}") from exc
+        return ActionChunk(self.translator.decode_actions(action, len(rows)), env_ids)
+
+    def close(self) -> None:
+        self.client.close()

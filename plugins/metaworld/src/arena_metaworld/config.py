@@ -1,0 +1,63 @@
+"""The ``metaworld`` env family's options (they become ``arena eval`` flags)."""
+
+from __future__ import annotations
+
+import attrs
+
+from arena.errors import ConfigError
+
+__all__ = ["MetaWorldConfig", "CAMERAS", "METAWORLD_MAX_PATH_LENGTH"]
+
+#: cameras defined in Meta-World's shared scene (assets/objects/assets/xyz_base.xml)
+CAMERAS: tuple[str, ...] = ("corner", "corner2", "corner3", "corner4", "topview", "gripperPOV", "behindGripper")
+
+#: SawyerXYZEnv.max_path_length: Meta-World's own episode horizon
+METAWORLD_MAX_PATH_LENGTH = 500
+
+
+def _cameras(instance: object, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    if not value:
+        raise ConfigError("--cameras: expected at least one camera name, got none")
+    unknown = [c for c in value if c not in CAMERAS]
+    if unknown:
+        raise ConfigError(f"--cameras: unknown camera(s) {', '.join(unknown)}; known: {', '.join(CAMERAS)}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"--cameras: duplicate camera names in {value}")
+
+
+def _at_least(low: float):  # noqa: ANN202
+    def check(instance: object, attribute: attrs.Attribute, value: float) -> None:
+        if value < low:
+            raise ConfigError(f"--{attribute.name.replace('_', '-')}: expected a value >= {low}, got {value}")
+
+    return check
+
+
+@attrs.define
+class MetaWorldConfig:
+    cameras: tuple[str, ...] = attrs.field(
+        default=("corner",),
+        converter=lambda v: (v,) if isinstance(v, str) else tuple(v),
+        validator=_cameras,
+        metadata={"help": f"cameras to provide, by name ({', '.join(CAMERAS)})"},
+    )
+    image_height: int = attrs.field(default=224, validator=_at_least(8), metadata={"help": "camera image height in pixels"})
+    image_width: int = attrs.field(default=224, validator=_at_least(8), metadata={"help": "camera image width in pixels"})
+    shadows: bool = attrs.field(
+        default=False, metadata={"help": "render shadows (about 3x slower per image on CPU rendering)"}
+    )
+    reflections: bool = attrs.field(default=False, metadata={"help": "render floor/table reflections"})
+    upright: bool = attrs.field(
+        default=True,
+        metadata={"help": "rotate images of upside-down mounted cameras (corner*) by 180 degrees so up is up"},
+    )
+    max_episode_steps: int = attrs.field(
+        default=METAWORLD_MAX_PATH_LENGTH,
+        validator=_at_least(1),
+        metadata={"help": "step limit of an episode (truncation = failure); Meta-World's max_path_length is 500"},
+    )
+    worker_timeout_s: float = attrs.field(
+        default=120.0,
+        validator=_at_least(1.0),
+        metadata={"help": "seconds a worker process may take to answer before it is killed and replaced"},
+    )

@@ -1,0 +1,311 @@
+"""The ``openpi`` policy family: remote openpi policy servers behind arena's Policy interface.
+
+openpi has no batch form, so the envs that need a chunk at the same moment are sent as
+concurrent requests over a pool of connections spread over one or more server replicas
+(:meth:`OpenpiPool.infer_many`, results in input order, so each env gets its own chunk).
+Keys are translated by a mapping (translator ``openpi:<embodiment>`` or ``--mapping``).
+
+Preflight, once, from ``describe()`` or the first ``infer()``: ``GET /healthz`` on every
+replica (an unreachable one is a problem naming host:port), open the pool, read the
+metadata frame (the reference server states its key layout there and the mapping is
+checked against it), then one probe inference with a zero observation of the mapped keys
+and shapes. The probe is how the chunk length is learnt: openpi's metadata does not state
+it, and a mapping cannot know it (pi0_libero returns 50 steps, pi05_libero 10, for the same
+keys). A stated length (server metadata or the mapping's ``action_horizon``) is checked
+against the probe's reply, and every later reply is checked against the length found.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+import attrs
+import numpy as np
+from arena.contract import ActionChunk, EnvSpec, Observation
+from arena.errors import ArenaError, ConfigError, PolicyError
+from arena.policy import Policy, PolicyDescription
+
+from arena_openpi.client import DEFAULT_PORT, _endpoint, healthz
+from arena_openpi.errors import OpenpiError, OpenpiServerError
+from arena_openpi.layout import ServedLayout
+from arena_openpi.mapping import MappingError, OpenpiMapping, load_mapping, resolve_mapping
+from arena_openpi.pool import OpenpiPool, parse_hosts
+from arena_openpi.translator import Translator, shape_text
+
+__all__ = ["API_KEY_ENV", "OpenpiConfig", "OpenpiPolicy"]
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "OPENPI_API_KEY"
+"""Environment variable read for the API key when --api-key is not given (keeps it out of `ps`)."""
+
+
+def _at_least(low: float, *, strict: bool = False):  # noqa: ANN202
+    def check(instance: object, attribute: attrs.Attribute, value: float | None) -> None:
+        if value is None:
+            return
+        if value < low or (strict and value == low):
+            op = ">" if strict else ">="
+            raise ConfigError(f"--{attribute.name.replace('_', '-')}: expected a value {op} {low}, got {value}")
+
+    return check
+
+
+def _hosts_ok(instance: OpenpiConfig, attribute: attrs.Attribute, value: str) -> None:
+    try:
+        parse_hosts(value, DEFAULT_PORT)
+    except ValueError as exc:
+        raise ConfigError(f"--host: {exc}") from None
+
+
+@attrs.define
+class OpenpiConfig:
+    """Client flags of ``--policy openpi``."""
+
+    host: str = attrs.field(
+        default="127.0.0.1",
+        validator=_hosts_ok,
+        metadata={"help": "openpi server: HOST, HOST:PORT, or replicas a:8000,b:8000 (requests are spread over them)"},
+    )
+    port: int = attrs.field(default=DEFAULT_PORT, validator=_at_least(1), metadata={"help": "port of hosts given without one"})
+    api_key: str | None = attrs.field(
+        default=None,
+        repr=False,
+        metadata={"help": f"sent as 'Authorization: Api-Key KEY' (default: ${API_KEY_ENV})", "secret": True},
+    )
+    timeout: float = attrs.field(
+        default=300.0,
+        validator=_at_least(0, strict=True),
+        metadata={"help": "seconds to wait for one reply (generous: a first inference may compile for minutes)"},
+    )
+    mapping: str | None = attrs.field(
+        default=None,
+        metadata={"help": "mapping: a TOML file or a packaged one (libero, droid, metaworld, point2d); "
+                  "default: the one registered for the env's embodiment, openpi:EMBODIMENT"},
+    )
+    connections_per_host: int = attrs.field(
+        default=1,
+        validator=_at_least(1),
+        metadata={"help": "connections (= requests in flight) per replica; a stock server infers one at a time"},
+    )
+    replan_steps: int | None = attrs.field(
+        default=None,
+        validator=_at_least(1),
+        metadata={"help": "actions executed per chunk before asking again (default: the mapping's replan_steps)"},
+    )
+    probe: bool = attrs.field(
+        default=True,
+        metadata={"help": "at preflight send one zero observation to learn the chunk length and check the reply"},
+    )
+    reconnect_deadline: float = attrs.field(
+        default=30.0,
+        validator=_at_least(0, strict=True),
+        metadata={"help": "seconds to keep reconnecting to a replica that went away (e.g. restarted)"},
+    )
+
+
+class OpenpiPolicy(Policy):
+    """Remote openpi policy servers (WebSocket + msgpack-numpy), keys translated by a mapping."""
+
+    Config = OpenpiConfig
+
+    def __init__(self, config: OpenpiConfig, env_spec: EnvSpec, num_envs: int) -> None:
+        super().__init__(config, env_spec, num_envs)
+        self.hosts = parse_hosts(config.host, config.port)
+        self.api_key = config.api_key or os.environ.get(API_KEY_ENV) or None
+        self.pool: OpenpiPool | None = None
+        self.translator: Translator | None = None
+        self.layout: ServedLayout | None = None
+        self.action_horizon = 1
+        self.execution_horizon: int | None = None
+        self._reply_dim: int | None = None
+        self._problems: list[str] | None = None
+        self._info: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ preflight
+
+    def _mapping(self) -> OpenpiMapping:
+        if self.config.mapping:
+            return resolve_mapping(self.config.mapping)
+        from arena.plugins import load_plugins
+
+        name = f"openpi:{self.env_spec.embodiment}"
+        translators = load_plugins().translators
+        if name not in translators:
+            known = ", ".join(n for n in translators.names() if n.startswith("openpi:")) or "none"
+            raise MappingError(
+                f"no openpi mapping for embodiment {self.env_spec.embodiment!r} (env {self.env_spec.name}); "
+                f"registered: {known}. Pass --mapping PATH (or libero/droid), or register translator {name!r} "
+                "from a plugin (see docs/openpi.md)"
+            )
+        entry = translators.get(name)
+        mapping = load_mapping(entry.obj, name)
+        return attrs.evolve(mapping, source=f"{name} from {entry.owner.distribution}: {mapping.source}")
+
+    def _prepare(self) -> list[str]:
+        """Mapping, health, pool, layout, probe: once; every misfit becomes a problem."""
+        if self._problems is not None:
+            return self._problems
+        problems: list[str] = []
+        self._problems = problems
+        endpoints = ",".join(_endpoint(h, p) for h, p in self.hosts)
+        self._info = {"server": endpoints}
+        try:
+            mapping = self._mapping()
+        except ArenaError as exc:
+            problems.append(str(exc))
+            return problems
+        self._info["mapping"] = f"{mapping.name or '-'} ({mapping.source})"
+        translator = Translator(mapping, self.env_spec)
+        self.translator = translator
+        problems.extend(translator.problems)
+        unreachable = False
+        for host, port in self.hosts:
+            health = healthz(host, port, timeout_s=min(5.0, self.config.timeout))
+            if not health:
+                unreachable = True
+                problems.append(
+                    f"openpi server at {health.endpoint} is not reachable "
+                    f"({health.error or f'GET /healthz answered HTTP {health.status} {health.body!r}'}); start one "
+                    f"(e.g. `arena-openpi serve --policy expert --env ENV --port {port}`) or fix --host/--port"
+                )
+        if unreachable:
+            return problems
+        try:
+            self.pool = OpenpiPool(
+                self.hosts,
+                self.config.connections_per_host,
+                api_key=self.api_key,
+                timeout_s=self.config.timeout,
+                open_timeout_s=min(10.0, self.config.timeout),
+                reconnect_deadline_s=self.config.reconnect_deadline,
+            )
+            metadata = self.pool.metadata
+        except OpenpiError as exc:
+            problems.append(f"cannot open connections to {endpoints}: {exc}")
+            return problems
+        self._info["connections"] = f"{self.pool.size} ({self.config.connections_per_host} per replica)"
+        try:
+            self.layout = ServedLayout.from_metadata(metadata)
+        except ValueError as exc:
+            problems.append(f"server metadata: {exc}")
+        if self.layout is not None:
+            self._info["served"] = f"arena policy {self.layout.policy} on {self.layout.env} (layout from metadata)"
+            problems.extend(translator.restrict(self.layout))
+        self._info.update(translator.info())
+        self._resolve_horizon(mapping, problems)
+        for p in problems:
+            log.debug("openpi preflight problem: %s", p)
+        return problems
+
+    def _resolve_horizon(self, mapping: OpenpiMapping, problems: list[str]) -> None:
+        assert self.translator is not None and self.pool is not None
+        stated = [(n, src) for n, src in (
+            (self.layout.action_horizon if self.layout else None, "server metadata"),
+            (mapping.action_horizon, "mapping action_horizon"),
+        ) if n is not None]
+        if len({n for n, _ in stated}) > 1:
+            problems.append("action horizon: " + ", ".join(f"{src} says {n}" for n, src in stated))
+        horizon, source = stated[0] if stated else (None, "")
+        if self.config.probe and not problems:
+            found = self._probe(problems)
+            if found is not None:
+                if horizon is not None and found != horizon:
+                    problems.append(
+                        f"{self.translator.action_key}: {source} says {horizon} steps per chunk, the server's probe "
+                        f"reply has shape {shape_text((found, self._reply_dim or 0))}"
+                    )
+                horizon, source = found, "probe reply" + (f", matches {source}" if horizon is not None else "")
+        if horizon is None:
+            if not problems:
+                problems.append(
+                    "action horizon unknown: the server's metadata does not state it, the mapping has no "
+                    "action_horizon, and --probe is off"
+                )
+            return
+        self.action_horizon = horizon
+        self._info["action horizon"] = f"{horizon} ({source})"
+        if self.config.replan_steps is not None:
+            if self.config.replan_steps > horizon:
+                problems.append(f"--replan-steps {self.config.replan_steps} exceeds the chunk length {horizon}")
+            self.execution_horizon = self.config.replan_steps
+            self._info["execution horizon"] = f"{self.config.replan_steps} (--replan-steps)"
+        elif mapping.replan_steps is not None:
+            self.execution_horizon = min(mapping.replan_steps, horizon)
+            clamp = f", chunk of {horizon} executed whole" if mapping.replan_steps > horizon else ""
+            self._info["execution horizon"] = f"{self.execution_horizon} (mapping replan_steps {mapping.replan_steps}{clamp})"
+
+    def _probe(self, problems: list[str]) -> int | None:
+        """One inference on a zero observation; the reply's chunk length (None on failure)."""
+        assert self.translator is not None and self.pool is not None
+        try:
+            result = self.pool.infer(self.translator.probe_observation())
+        except OpenpiServerError as exc:
+            problems.append(
+                f"the server failed on the probe observation (keys {sorted(self.translator.keys)}); "
+                f"its traceback ends: {_last_line(exc.server_traceback)}"
+            )
+            return None
+        except OpenpiError as exc:
+            problems.append(f"probe inference failed: {exc}")
+            return None
+        value = result.get(self.translator.action_key)
+        if isinstance(value, np.ndarray) and value.ndim == 2:
+            self._reply_dim = int(value.shape[1])
+        try:
+            actions = self.translator.reply_actions(result)
+        except PolicyError as exc:
+            problems.append(f"probe: {str(exc).removeprefix('openpi: ')}")
+            return None
+        return int(actions.shape[0])
+
+    # ------------------------------------------------------------------ Policy
+
+    def describe(self) -> PolicyDescription:
+        problems = self._prepare()
+        t = self.translator
+        return PolicyDescription(
+            family="openpi",
+            action_horizon=self.action_horizon,
+            execution_horizon=self.execution_horizon,
+            cameras=t.cameras if t else {},
+            state=t.state_sizes if t else {},
+            action_dim=self._reply_dim if self._reply_dim is not None else self.env_spec.action_dim,
+            uses_instruction=t.uses_instruction if t else False,
+            info=dict(self._info),
+            problems=list(problems),
+        )
+
+    def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
+        problems = self._prepare()
+        if problems:
+            raise PolicyError("openpi policy cannot run: " + "; ".join(problems))
+        assert self.translator is not None and self.pool is not None
+        rows = np.flatnonzero(env_mask)
+        env_ids = observation.env_ids[rows]
+        if not len(rows):
+            return ActionChunk(np.zeros((0, self.action_horizon, self.env_spec.action_dim), np.float32), env_ids)
+        requests = self.translator.encode(observation, rows)
+        try:
+            results = self.pool.infer_many(requests)
+        except OpenpiServerError as exc:
+            raise PolicyError(
+                f"openpi server {exc.endpoint} failed during inference for env(s) {env_ids.tolist()}; "
+                f"server traceback:\n{exc.server_traceback}"
+            ) from exc
+        except OpenpiError as exc:
+            raise PolicyError(f"openpi: inference for env(s) {env_ids.tolist()} failed: {exc}") from exc
+        return ActionChunk(self.translator.decode(results, self.action_horizon), env_ids)
+
+    def reset(self, env_ids: Sequence[int], seeds: Sequence[int] | None = None) -> None:
+        """Nothing to reset: openpi requests are independent (the protocol has no reset)."""
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(empty)"

@@ -1,0 +1,189 @@
+"""Reference server: any arena policy family behind the openpi protocol.
+
+``arena-openpi serve --policy expert --env metaworld/reach-v3 --port 8000`` builds the
+family for the env's spec (:class:`arena.serving.ServedPolicy`) and answers openpi requests
+with :class:`~arena_openpi.server.OpenpiServer` (metadata frame, ``/healthz``, traceback
+TEXT frame + close 1011 on error, 127.0.0.1 by default, optional API key, size limit).
+The observation keys are derived from the env spec (:mod:`arena_openpi.layout`) and stated in
+the metadata frame, so a client checks its mapping against them at preflight. Requests are
+checked key by key; a mismatch is an error frame naming the key, expected and received.
+
+openpi has no reset message, so the served policy is never reset: serve stateless policies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from arena.contract import Observation
+from arena.errors import ContractError
+from arena.serving import ServedPolicy, serve_main
+
+from arena_openpi.client import DEFAULT_PORT
+from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES
+from arena_openpi.layout import ACTIONS_KEY, PROMPT_KEY, ServedLayout, build_layout
+from arena_openpi.policy import API_KEY_ENV
+from arena_openpi.server import OpenpiServer
+from arena_openpi.translator import shape_text
+
+__all__ = ["IMAGE_KEYS", "ServedOpenpiPolicy", "serve", "serve_command"]
+
+log = logging.getLogger(__name__)
+
+IMAGE_KEYS = ("policy", "env")
+
+
+class ServedOpenpiPolicy:
+    """openpi's ``infer(obs) -> dict`` over a ServedPolicy: openpi maps <-> canonical types."""
+
+    def __init__(self, served: ServedPolicy, image_keys: str = "policy") -> None:
+        if image_keys not in IMAGE_KEYS:
+            raise ValueError(f"image_keys must be one of {IMAGE_KEYS}, got {image_keys!r}")
+        self.served = served
+        spec = served.spec
+        desc = served.description
+        cameras = list(spec.cameras) if image_keys == "env" else [c for c in desc.cameras if c in spec.cameras]
+        self.layout: ServedLayout = build_layout(
+            spec, served.name, cameras, desc.uses_instruction, max(1, int(desc.action_horizon))
+        )
+        self.metadata: dict[str, Any] = self.layout.to_metadata()
+        self._lock = threading.Lock()  # arena policies are not required to be thread-safe
+
+    def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
+        observation = self.to_canonical(obs)
+        with self._lock:
+            chunk = self.served.infer(observation)
+        return {ACTIONS_KEY: np.ascontiguousarray(chunk[0], dtype=np.float32)}
+
+    def to_canonical(self, obs: Mapping[str, Any]) -> Observation:
+        """Check each key of the layout and build a one-row Observation (extra keys are ignored)."""
+        images: dict[str, np.ndarray] = {}
+        state: dict[str, np.ndarray] = {}
+        spec = self.served.spec
+        for key, entry in self.layout.entries.items():
+            if key not in obs:
+                want = "str (the instruction)" if entry.kind == "prompt" else _expected(entry.kind, entry.shape)
+                raise ContractError(f"observation: missing key {key!r}; expected {want}")
+            value = obs[key]
+            if entry.kind == "prompt":
+                if not isinstance(value, str):
+                    raise ContractError(f"{key}: expected str (the instruction), received {type(value).__name__}")
+                continue
+            ok = isinstance(value, np.ndarray) and value.shape == entry.shape and (
+                value.dtype == np.uint8 if entry.kind == "image" else value.dtype.kind in "fiu"
+            )
+            if not ok:
+                got = f"{value.dtype} {shape_text(value.shape)}" if isinstance(value, np.ndarray) else type(value).__name__
+                raise ContractError(f"{key}: expected {_expected(entry.kind, entry.shape)}, received {got}")
+            if entry.kind == "image":
+                assert entry.camera is not None
+                images[entry.camera] = value[None]
+            else:
+                offset = 0
+                for group in entry.groups:
+                    n = spec.state_size(group)
+                    state[group] = value[None, offset : offset + n].astype(np.float32)
+                    offset += n
+        prompt = obs.get(PROMPT_KEY, "")
+        return Observation(
+            images=images, state=state, instruction=[prompt if isinstance(prompt, str) else ""], env_ids=[0]
+        )
+
+
+def _expected(kind: str, shape: Sequence[int]) -> str:
+    return f"{'uint8' if kind == 'image' else 'float32'} {shape_text(shape)}"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The protocol's flags of ``arena-openpi serve`` (the shared ones come from serve_main)."""
+    g = parser.add_argument_group("openpi server")
+    g.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
+    g.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})")
+    g.add_argument("--port-file", default=None, help="write the bound port to this file once listening (atomic)")
+    g.add_argument(
+        "--api-key",
+        default=None,
+        help=f"require 'Authorization: Api-Key KEY' on connections (default: ${API_KEY_ENV}; none: no check)",
+    )
+    g.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        help=f"largest request accepted, in bytes; larger ones close the connection with 1009 "
+        f"(default: {DEFAULT_MAX_MESSAGE_BYTES})",
+    )
+    g.add_argument(
+        "--image-keys",
+        choices=IMAGE_KEYS,
+        default="policy",
+        help="image keys to read: the cameras the served policy reads (policy, default) or every env camera (env)",
+    )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve(served: ServedPolicy, args: argparse.Namespace) -> int:
+    """Serve ``served`` until Ctrl-C or SIGTERM."""
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    handler = ServedOpenpiPolicy(served, image_keys=args.image_keys)
+    if not api_key and not _loopback(args.host):
+        log.warning("serving on %s without an API key: anyone who can reach this port can query the policy", args.host)
+    server = OpenpiServer(
+        handler,
+        handler.metadata,
+        host=args.host,
+        port=args.port,
+        api_key=api_key,
+        max_message_bytes=args.max_message_bytes or None,
+        concurrency=1,
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", args.host, args.port, exc)
+        return 2
+    layout = handler.layout
+    log.info(
+        "serving policy %s for %s on ws://%s:%d (API key %s): %s -> %s (%d, %d)",
+        served.name, served.env_id, args.host, server.port, "required" if api_key else "not required",
+        ", ".join(f"{k} {shape_text(e.shape) if e.kind != 'prompt' else 'str'}" for k, e in layout.entries.items()),
+        ACTIONS_KEY, layout.action_horizon, layout.action_dim,
+    )
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(str(server.port))
+        os.replace(tmp, args.port_file)
+    try:
+        while not server.wait(0.5):  # short joins keep Ctrl-C and SIGTERM responsive
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+def serve_command(argv: Sequence[str] | None = None) -> int:
+    """``arena-openpi serve --policy FAMILY --env ENV [family flags] [--host H] --port P``."""
+    return serve_main(
+        "arena-openpi serve",
+        "Serve an arena policy family behind the openpi protocol (WebSocket + msgpack-numpy). "
+        "Observation keys follow the env spec and are stated in the metadata frame.",
+        argv,
+        add_serve_arguments,
+        serve,
+    )

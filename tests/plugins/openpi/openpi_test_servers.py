@@ -1,0 +1,151 @@
+"""Policy servers in separate processes for the openpi tests (loopback only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+HERE = pathlib.Path(__file__).resolve().parent
+START_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+class ServerProcess:
+    """A policy server subprocess; ``port`` is where it listens."""
+
+    def __init__(self, proc: subprocess.Popen, port: int, log_path: pathlib.Path) -> None:
+        self.proc = proc
+        self.port = port
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: the server gets no chance to close connections cleanly."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class ServerFactory:
+    """Starts servers and guarantees they are killed at teardown."""
+
+    def __init__(self, workdir: pathlib.Path) -> None:
+        self.workdir = workdir
+        self.procs: list[ServerProcess] = []
+
+    def ours(
+        self,
+        *,
+        port: int = 0,
+        metadata: dict[str, Any] | None = None,
+        policy_args: dict[str, Any] | None = None,
+        api_key: str | None = None,
+        max_message_bytes: int | None = None,
+        concurrency: int = 1,
+        policy: str = "openpi_test_policies:make_policy",
+    ) -> ServerProcess:
+        """Our :class:`arena_openpi.server.OpenpiServer` via ``python -m arena_openpi.server``."""
+        tag = uuid.uuid4().hex[:8]
+        port_file = self.workdir / f"port-{tag}"
+        log_path = self.workdir / f"server-{tag}.log"
+        cmd = [
+            sys.executable, "-m", "arena_openpi.server",
+            "--policy", policy,
+            "--policy-args", json.dumps(policy_args or {}),
+            "--metadata", json.dumps(metadata or {}),
+            "--port", str(port), "--port-file", str(port_file),
+            "--concurrency", str(concurrency), "--log-level", "WARNING",
+        ]
+        if api_key is not None:
+            cmd += ["--api-key", api_key]
+        if max_message_bytes is not None:
+            cmd += ["--max-message-bytes", str(max_message_bytes)]
+        return self._start_with_port_file(cmd, port_file, log_path)
+
+    def arena_serve(self, *args: str, timeout_s: float = 60.0) -> ServerProcess:
+        """``arena-openpi serve ARGS`` (the reference server of any arena policy family)."""
+        tag = uuid.uuid4().hex[:8]
+        port_file = self.workdir / f"port-{tag}"
+        log_path = self.workdir / f"serve-{tag}.log"
+        cmd = [sys.executable, "-m", "arena_openpi.cli", "serve", *args, "--port-file", str(port_file),
+               "--log-level", "WARNING"]
+        if "--port" not in args:
+            cmd += ["--port", "0"]
+        return self._start_with_port_file(cmd, port_file, log_path, timeout_s)
+
+    def _start_with_port_file(
+        self, cmd: list[str], port_file: pathlib.Path, log_path: pathlib.Path, timeout_s: float = START_TIMEOUT_S
+    ) -> ServerProcess:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        server = ServerProcess(proc, 0, log_path)
+        self.procs.append(server)
+        deadline = time.monotonic() + timeout_s
+        while not port_file.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"server did not start (rc={proc.poll()}):\n{server.log()}")
+            time.sleep(0.02)
+        server.port = int(port_file.read_text())
+        return server
+
+    def stock(
+        self,
+        *,
+        port: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        policy: str = "counting",
+        policy_args: dict[str, Any] | None = None,
+    ) -> ServerProcess:
+        """openpi's own WebsocketPolicyServer (PyPI openpi-server); ready once /healthz answers."""
+        from arena_openpi import healthz
+
+        port = port or free_port()
+        log_path = self.workdir / f"stock-{uuid.uuid4().hex[:8]}.log"
+        cmd = [sys.executable, str(HERE / "openpi_stock_server_proc.py"), "--port", str(port),
+               "--metadata", json.dumps(metadata or {}), "--policy", policy,
+               "--policy-args", json.dumps(policy_args or {})]
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        server = ServerProcess(proc, port, log_path)
+        self.procs.append(server)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not healthz("127.0.0.1", port, timeout_s=1.0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"stock server did not start (rc={proc.poll()}):\n{server.log()}")
+            time.sleep(0.05)
+        return server
+
+    def close(self) -> None:
+        for server in self.procs:
+            server.kill()
