@@ -20,4 +20,4 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.5" "selenium>=4.20"
 # The real openpi server module (a byte-identical copy of openpi's) for the
 # compatibility test; its client pins numpy<2, so both come without deps.
-"${PIP[@]}" --no-deps "openpi-server==0.1.0" "openpi-client"
+"${PIP[@]}" --no-deps "openpi-server==0.1.0" "openpi-client==0.1.2" "typing_extensions"

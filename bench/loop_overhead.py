@@ -31,9 +31,10 @@ DEFAULT_TASKS = "reach-v3,push-v3,pick-place-v3,drawer-open-v3,button-press-topd
 
 def plain_loop(tasks: list[str], episodes: int, seed: int, max_steps: int) -> tuple[float, dict]:
     """The reference: metaworld alone, seeded exactly as arena_metaworld seeds a reset."""
-    from arena.evaluator import episode_seed  # only to get the same seeds
     from metaworld.env_dict import ALL_V3_ENVIRONMENTS
     from metaworld.policies import ENV_POLICY_MAP
+
+    from arena.evaluator import episode_seed  # only to get the same seeds
 
     warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high")
     outcomes = {}

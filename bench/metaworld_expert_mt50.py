@@ -41,10 +41,14 @@ def main() -> None:
     wall = time.perf_counter() - t0
     for task, stats in sorted(summary.tasks.items()):
         flag = "" if stats.success_rate >= 0.9 else "   <-- below 0.9"
-        print(f"{task:30s} {stats.successes:3d}/{stats.episodes:<3d} {stats.success_rate:.2f} errors={stats.errors}{flag}")
+        print(
+            f"{task:30s} {stats.successes:3d}/{stats.episodes:<3d} {stats.success_rate:.2f} errors={stats.errors}{flag}"
+        )
     task_mean = sum(s.success_rate for s in summary.tasks.values()) / len(summary.tasks)
     o = summary.overall
-    print(f"episodes={o.episodes} successes={o.successes} errors={o.errors} mean_length={o.mean_length:.1f} wall_s={wall:.0f}")
+    print(
+        f"episodes={o.episodes} successes={o.successes} errors={o.errors} mean_length={o.mean_length:.1f} wall_s={wall:.0f}"
+    )
     print(f"mean_success={task_mean:.4f}")
 
 

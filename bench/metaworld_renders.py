@@ -93,7 +93,9 @@ def main() -> None:
     renders = counts[0]
     print(f"env={args.env} episodes={summary.overall.episodes} env_steps={steps} renders={renders} wall_s={wall:.1f}")
     print(f"render_ms_224_default={render_ms(MetaWorldConfig(cameras=(CAMERA,))):.1f}")
-    print(f"render_ms_224_shadows_reflections={render_ms(MetaWorldConfig(cameras=(CAMERA,), shadows=True, reflections=True)):.1f}")
+    print(
+        f"render_ms_224_shadows_reflections={render_ms(MetaWorldConfig(cameras=(CAMERA,), shadows=True, reflections=True)):.1f}"
+    )
     resets = summary.overall.episodes  # each episode's first observation needs one image
     print(f"step_renders_per_step={(renders - resets) / steps:.4f} (renders after steps, reset images excluded)")
     print(f"renders_per_step={renders / steps:.4f} (target <= {1 / HORIZON:.4f})")

@@ -11,8 +11,9 @@ import json
 import math
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -232,3 +233,17 @@ def evaluate_records(policy: Any, env: str = "debug/reach", **kwargs: Any) -> tu
     kwargs.setdefault("write", False)
     summary = arena.evaluate(policy, env, on_episode=lambda r, done, total: records.append(r), **kwargs)
     return summary, records
+
+
+#: a plugin module whose first hook name is misspelled (pluggy's check_pending rejects it)
+MISSPELLED = """
+import arena
+
+@arena.hookimpl
+def arena_register_policys(registry):
+    registry.register("typo", object)
+
+@arena.hookimpl
+def arena_register_envs(registry):
+    registry.register("typo-env", object)
+"""

@@ -19,9 +19,10 @@ _HERE = str(pathlib.Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from arena_core_testlib import ONLY_BUILTINS, FakeDists  # noqa: E402
+
 import arena.plugins  # noqa: E402
 from arena.builtins.debug_env import DebugVectorEnv  # noqa: E402
-from arena_core_testlib import ONLY_BUILTINS, FakeDists  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from arena_core_testlib import Factory, GoalSeekingPolicy, evaluate_records, outcomes
 
 import arena
 from arena.builtins.debug_env import DebugEnvConfig
 from arena.builtins.policies import RandomConfig
 from arena.errors import ConfigError, ContractError, RegistryError
 from arena.policy import PolicyDescription
-from arena_core_testlib import Factory, GoalSeekingPolicy, evaluate_records, outcomes
 
 
 def test_evaluate_a_policy_family_by_name() -> None:
@@ -128,16 +128,20 @@ class Mismatched(GoalSeekingPolicy):
 @pytest.mark.parametrize(
     "desc_kwargs, message",
     [
-        ({"action_dim": 3}, "action_dim: env debug/reach expects 2 (delta), policy mismatched produces 3"),
-        ({"cameras": {"wrist": None}}, "cameras: policy mismatched needs ['wrist'], env debug/reach provides ['top']"),
-        ({"problems": ["no key for gripper"]}, "policy mismatched does not fit env debug/reach: no key for gripper"),
+        ({"action_dim": 3}, "action dim: env provides 2 [delta(2)], policy expects 3"),
+        ({"cameras": {"wrist": None}}, "camera wrist: env provides -, policy expects any size"),
+        ({"cameras": {"top": (64, 64)}}, "camera top: env provides 32x32, policy expects 64x64"),
+        ({"state": {"position": 3}}, "state position: env provides 2, policy expects 3"),
+        ({"state": {"velocity": 2}}, "state velocity: env provides -, policy expects 2"),
+        ({"problems": ["no key for gripper"]}, "problem: env provides -, policy expects no key for gripper"),
     ],
 )
 def test_incompatible_policies_are_refused_before_any_episode(desc_kwargs: dict, message: str, tmp_path: Path) -> None:
     Mismatched.desc_kwargs = desc_kwargs
     with pytest.raises(ContractError) as err:
         arena.evaluate(Mismatched, "debug/reach", episodes=1, output=tmp_path / "run")
-    assert str(err.value) == message
+    assert str(err.value).startswith("policy mismatched does not fit env debug/reach (see `arena check`): ")
+    assert str(err.value).endswith(message)
     assert not (tmp_path / "run" / "episodes.jsonl").exists()
 
 

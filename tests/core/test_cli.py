@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from arena_core_testlib import MISSPELLED, policy_plugin_source, read_jsonl
 
 from arena.cli import main
-from arena_core_testlib import read_jsonl
 
 CLI_PLUGIN = '''
 import os
@@ -278,11 +278,15 @@ def test_plugins_json(capsys) -> None:
 def test_plugins_shows_third_party_and_failed_plugins(capsys, fake_dists, monkeypatch) -> None:
     fake_dists.add("arena-clitest", CLI_PLUGIN, plugin="clitest", version="0.7")
     fake_dists.add("arena-broken", "raise ImportError('missing simulator')\n", plugin="broken", version="3.1")
-    monkeypatch.setenv("ARENA_PLUGINS", "clitest,broken")
+    fake_dists.add("arena-typo", MISSPELLED, plugin="typo", version="0.2")
+    monkeypatch.setenv("ARENA_PLUGINS", "clitest,broken,typo")
     rc, out, _ = run(capsys, "plugins")
     assert rc == 0
     assert "arena-clitest 0.7" in out and "policy:stopper, policy:wrongcam" in out
     assert "FAILED broken (arena-broken 3.1): ImportError: missing simulator" in out
+    typo = next(line for line in out.splitlines() if line.startswith("FAILED typo"))
+    assert "(arena-typo 0.2): invalid hooks:" in typo and "arena_register_policys" in typo
+    assert "typo-env" not in out
     rc, out, _ = run(capsys, "plugins", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["broken"]["error"] == "ImportError: missing simulator"
@@ -303,8 +307,6 @@ def test_plugin_option_needs_no_prefix(capsys) -> None:
 
 
 def test_duplicate_registration_is_an_error_of_the_command(capsys, fake_dists, monkeypatch) -> None:
-    from arena_core_testlib import policy_plugin_source
-
     fake_dists.add("arena-twin-a", policy_plugin_source("twin"), plugin="twin-a")
     fake_dists.add("arena-twin-b", policy_plugin_source("twin"), plugin="twin-b")
     monkeypatch.setenv("ARENA_PLUGINS", "twin-a,twin-b")
@@ -345,7 +347,8 @@ def test_check_reports_an_impossible_execution_horizon(capsys) -> None:
 def test_eval_refuses_what_check_reports(capsys, cli_plugin, tmp_path) -> None:
     rc, _, err = run(capsys, "eval", "--policy", "wrongcam", "--env", "debug/reach", "--output", str(tmp_path / "r"))
     assert rc == 2
-    assert "action_dim: env debug/reach expects 2 (delta), policy wrongcam produces 7" in err
+    assert "camera wrist: env provides -, policy expects 64x64" in err
+    assert "action dim: env provides 2 [delta(2)], policy expects 7" in err
 
 
 # -- the real console script ------------------------------------------------------------------------------

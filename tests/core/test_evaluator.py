@@ -4,17 +4,10 @@ step limits, policy errors and rendering only when needed, on the real ``debug/*
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
-
-from arena.builtins.debug_env import DebugEnvConfig, DebugVectorEnv
-from arena.contract import ActionChunk, Task
-from arena.env import EpisodeSpec
-from arena.errors import PolicyError
-from arena.evaluator import Evaluator, FrameSink, episode_seed, plan_episodes
-from arena.schedulers import ChunkedConfig, ChunkedScheduler
 from arena_core_testlib import (
     CameraGoalPolicy,
     Factory,
@@ -25,6 +18,13 @@ from arena_core_testlib import (
     outcomes,
     red_block_matches,
 )
+
+from arena.builtins.debug_env import DebugEnvConfig, DebugVectorEnv
+from arena.contract import ActionChunk, Task
+from arena.env import EpisodeSpec
+from arena.errors import PolicyError
+from arena.evaluator import Evaluator, FrameSink, episode_seed, plan_episodes
+from arena.schedulers import ChunkedConfig, ChunkedScheduler
 
 # -- planning ------------------------------------------------------------------------------------
 

@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from arena_core_testlib import MISSPELLED, Factory, policy_plugin_source
 
 import arena
 from arena.errors import PluginError, RegistryError
 from arena.plugins import BUILTINS, load_plugins, parse_plugin_options
-from arena_core_testlib import Factory, policy_plugin_source
 
 
 def counting(counter: Path, body: str = "") -> str:
@@ -71,17 +71,6 @@ def test_plugin_failing_on_import_is_reported_and_others_load(fake_dists, monkey
     assert "arena-broken" not in plugins.versions()
 
 
-MISSPELLED = """
-import arena
-
-@arena.hookimpl
-def arena_register_policys(registry):
-    registry.register("typo", object)
-
-@arena.hookimpl
-def arena_register_envs(registry):
-    registry.register("typo-env", object)
-"""
 
 
 def test_misspelled_hook_rejects_the_plugin(fake_dists, monkeypatch) -> None:
@@ -144,7 +133,7 @@ def test_same_policy_name_from_two_distributions_names_both(fake_dists, monkeypa
     monkeypatch.setenv("ARENA_PLUGINS", "twin-a,twin-b")
     plugins = load_plugins()
     with pytest.raises(RegistryError) as err:
-        plugins.policies
+        plugins.registry("policies")
     msg = str(err.value)
     assert "policy 'twin' is registered twice" in msg
     assert "arena-twin-a 1.0 (plugin 'twin-a')" in msg
@@ -157,7 +146,7 @@ def test_plugin_reusing_a_builtin_name_names_arena_core(fake_dists, monkeypatch)
     fake_dists.add("arena-clash", policy_plugin_source("random"), plugin="clash", version="0.3")
     monkeypatch.setenv("ARENA_PLUGINS", "clash")
     with pytest.raises(RegistryError) as err:
-        load_plugins().policies
+        load_plugins().registry("policies")
     assert "arena-core" in str(err.value) and "arena-clash 0.3 (plugin 'clash')" in str(err.value)
 
 
@@ -180,7 +169,7 @@ def test_plugin_raising_in_a_register_hook_is_named(fake_dists, monkeypatch) -> 
     fake_dists.add("arena-nosim", source, plugin="nosim", version="0.9")
     monkeypatch.setenv("ARENA_PLUGINS", "nosim")
     with pytest.raises(PluginError) as err:
-        load_plugins().envs
+        load_plugins().registry("envs")
     assert str(err.value) == "plugin 'nosim' (arena-nosim) failed in arena_register_envs: ValueError: no simulator"
 
 

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from arena_core_testlib import Factory, outcomes, read_jsonl
 
 import arena
 from arena.errors import ConfigError
 from arena.evaluator import plan_episodes
 from arena.results import EpisodeRecord, RunDir, Stats, summarize, wilson_interval
 from arena.table import summary_table
-from arena_core_testlib import Factory, outcomes, read_jsonl
 
 # -- Wilson interval -------------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ from arena.errors import ConfigError
 from arena.evaluator import Evaluator, FrameSink, plan_episodes
 from arena.plugins import Plugins, load_plugins
 from arena.results import EpisodeRecord, RunDir, Summary, summarize
-from arena.run import NON_IDENTITY_KEYS, RunInfo, build_config, check_compat, default_run_dir, make_env, make_policy
+from arena.compat import check_compat
+from arena.run import NON_IDENTITY_KEYS, RunInfo, build_config, default_run_dir, make_env, make_policy
 from arena.video import FrameSinks, VideoRecorder, check_video_options, make_recorder
 
 log = logging.getLogger(__name__)

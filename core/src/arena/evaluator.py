@@ -177,6 +177,9 @@ class Evaluator:
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
         self._start(list(range(self.n)))
+        if self.observation is not None:
+            # once, cheaply: a broken env adapter fails here, naming the field, not inside a policy
+            self.observation.validate(self.spec)
         scheduler, env, policy = self.scheduler, self.env, self.policy
         active = self.active
         render_for_policy, max_steps = self.render_for_policy, self.max_steps

@@ -207,6 +207,21 @@ class Plugins:
                 return i
         raise PluginError(f"no plugin named {plugin_name!r}")
 
+    def register(self, plugin: Any, name: str | None = None) -> PluginInfo:
+        """Register an in-process plugin object or module (tests, notebooks, training loops).
+
+        It is listed by `arena plugins` like an installed one, with the
+        distribution ``<in-process>``. Register before the registries are used.
+        """
+        if self._registries:
+            raise PluginError("register plugins before the first registry is used")
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        info = PluginInfo(name, "<in-process>", "", getattr(plugin, "__module__", str(name)), builtin=False)
+        self._register(plugin, info)
+        if info.error is not None:
+            raise PluginError(f"plugin {name!r} rejected: {info.error}")
+        return info
+
     def _owner(self, plugin_name: str) -> Owner:
         """Who registered through plugin ``plugin_name``; plugins put straight on ``pm`` have no PluginInfo."""
         for i in self.infos:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 
 import attrs
 
+from arena.compat import check_compat  # noqa: F401 - re-exported: callers import it from here
 from arena.config import add_config_arguments, config_to_dict, make_config
 from arena.contract import EnvSpec
 from arena.env import VectorEnv
@@ -117,22 +118,6 @@ def make_policy(
             raise ConfigError(f"policy factory returned {type(made).__name__}, expected an arena.Policy")
         return made, type(made).__name__, {}
     raise ConfigError(f"policy: expected a family name, a Policy subclass or a factory, got {policy!r}")
-
-
-def check_compat(spec: EnvSpec, desc: PolicyDescription) -> None:
-    """Refuse to start a run whose action widths or cameras disagree (`arena check` shows all)."""
-    if desc.action_dim is not None and desc.action_dim != spec.action_dim:
-        raise ContractError(
-            f"action_dim: env {spec.name} expects {spec.action_dim} "
-            f"({', '.join(g.name for g in spec.action_groups)}), policy {desc.family} produces {desc.action_dim}"
-        )
-    if desc.problems:
-        raise ContractError(f"policy {desc.family} does not fit env {spec.name}: " + "; ".join(desc.problems))
-    missing = [c for c in desc.cameras if c not in spec.cameras]
-    if missing:
-        raise ContractError(
-            f"cameras: policy {desc.family} needs {missing}, env {spec.name} provides {sorted(spec.cameras)}"
-        )
 
 
 def make_env(plugins: Plugins, env_id: str, config_values: Any, num_envs: int) -> tuple[VectorEnv, dict[str, Any]]:

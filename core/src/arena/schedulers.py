@@ -107,8 +107,9 @@ class ChunkedScheduler(ActionScheduler):
         super().__init__(config, num_envs, action_dim, action_horizon, **kw)  # type: ignore[arg-type]
         k = config.execution_horizon or self.suggested_execution or action_horizon
         if not 1 <= k <= action_horizon:
+            source = "--execution-horizon" if config.execution_horizon else "the policy's recommended execution horizon"
             raise ConfigError(
-                f"--execution-horizon: expected 1 <= execution_horizon <= action_horizon ({action_horizon}), got {k}"
+                f"{source}: expected 1 <= execution_horizon <= action_horizon ({action_horizon}), got {k}"
             )
         self.execution_horizon = k
         self._buf = np.zeros((num_envs, k, action_dim), np.float32)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from arena_core_testlib import red_block_matches
 
 from arena.builtins.debug_env import DebugEnvConfig, DebugEnvFamily, DebugVectorEnv
 from arena.config import make_config
 from arena.env import EpisodeSpec
 from arena.errors import ConfigError
-from arena_core_testlib import red_block_matches
 
 
 def make(env_id: str = "reach", n: int = 2, **cfg) -> DebugVectorEnv:

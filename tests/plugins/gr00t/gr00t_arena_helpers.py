@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+
 from arena.contract import ActionChunk, Observation
 from arena.policy import Policy, PolicyDescription
 from arena.serving import ServedPolicy

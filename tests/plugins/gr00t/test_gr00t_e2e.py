@@ -9,16 +9,21 @@ import threading
 import time
 from importlib.resources import files
 
-import arena
+import numpy as np
 import pytest
-from arena.cli import main as arena_main
 from gr00t_arena_helpers import HERE, ServeProcess, free_port, spawn_serve, start_serve, wait_ready
+
+import arena
+from arena.cli import main as arena_main
+from arena_gr00t import Gr00tClient, Gr00tServerError
+from arena_gr00t.policy import TOKEN_ENV
 
 pytest.importorskip("arena_metaworld")
 
 pytestmark = pytest.mark.timeout(120)
 
 ENV = "metaworld/reach-v3"
+TOKEN = "e2e-token"
 EXPERT = ("--policy", "expert", "--env", ENV)
 FAST_RETRY = {"timeout": 1.0, "retries": 60, "backoff": 0.05, "max_backoff": 0.25}
 
@@ -32,7 +37,13 @@ def servers():
         "extra_key": spawn_serve(
             "--policy", "zero", "--env", "debug/reach", "--video-keys", "env", script=HERE / "gr00t_extra_key_serve.py"
         ),
-        "small_images": spawn_serve("--policy", "zero", "--env", "debug/reach", "--video-keys", "env", "--image-size", "16"),
+        "small_images": spawn_serve(
+            "--policy", "zero", "--env", "debug/reach", "--video-keys", "env", "--image-size", "16"
+        ),
+        "video": spawn_serve(*EXPERT, "--video-keys", "env", "--cameras", "corner,topview"),
+        "secured": spawn_serve(
+            "--policy", "zero", "--env", "debug/reach", "--max-message-bytes", "4096", env={TOKEN_ENV: TOKEN}
+        ),
     }
     try:
         for sp in procs.values():
@@ -89,7 +100,7 @@ def test_server_killed_mid_evaluation_and_restarted(tmp_path, expert_outcomes, c
     restarter: list[threading.Thread] = []
 
     def restart() -> None:
-        time.sleep(0.5)
+        time.sleep(1.0)  # longer than --timeout: the client must go through at least one retry
         later.append(start_serve(*EXPERT, port=port))
 
     def on_episode(record, done: int, total: int) -> None:
@@ -153,9 +164,11 @@ def test_check_names_mapping_errors_with_the_valid_names(servers, capsys, tmp_pa
     bad = sawyer.replace('groups = ["goal"]\nsize = 3', 'groups = ["goal"]\nsize = 4').replace(
         'groups = ["hand_pos"]\nsize = 3', 'groups = ["hand"]\nsize = 3'
     )
-    assert bad.count("size = 4") == sawyer.count("size = 4") + 1 and "[\"hand\"]" in bad
+    assert bad.count("size = 4") == sawyer.count("size = 4") + 1 and '["hand"]' in bad
     (tmp_path / "sawyer.toml").write_text(bad)
-    code, out = check(capsys, "--env", ENV, "--port", str(servers["nested"].port), "--mapping", str(tmp_path / "sawyer.toml"))
+    code, out = check(
+        capsys, "--env", ENV, "--port", str(servers["nested"].port), "--mapping", str(tmp_path / "sawyer.toml")
+    )
     assert code == 1, out
     assert "state key 'goal': expected shape (B, 1, 4)" in out and "received (B, 1, 3) from env group(s) goal(3)" in out
     assert "'hand' is not an env state group; env metaworld/reach-v3 has: hand_pos, gripper, obj1_pos" in out
@@ -163,7 +176,13 @@ def test_check_names_mapping_errors_with_the_valid_names(servers, capsys, tmp_pa
     point2d = files("arena_gr00t").joinpath("mappings", "point2d.toml").read_text()
     (tmp_path / "p.toml").write_text(point2d.replace('camera = "top"', 'camera = "front"'))
     code, out = check(
-        capsys, "--env", "debug/reach", "--port", str(servers["small_images"].port), "--mapping", str(tmp_path / "p.toml")
+        capsys,
+        "--env",
+        "debug/reach",
+        "--port",
+        str(servers["small_images"].port),
+        "--mapping",
+        str(tmp_path / "p.toml"),
     )
     assert code == 1, out
     assert "camera 'front' is not an env camera; env debug/reach has: top" in out
@@ -174,3 +193,33 @@ def test_check_names_an_unreachable_server(capsys):
     code, out = check(capsys, "--env", "debug/reach", "--port", str(port))
     assert code == 1, out
     assert f"GR00T server at 127.0.0.1:{port} is not reachable (connection refused)" in out
+
+
+def test_sawyer_mapping_fits_the_servers_video_keys(servers, capsys):
+    code, out = check(capsys, "--env", ENV, "--port", str(servers["video"].port), "--cameras", "corner,topview")
+    assert code == 0, out
+    assert "corner 224x224, topview 224x224 (T=1)" in out
+
+
+def test_reference_server_security(servers):
+    sp = servers["secured"]
+    assert f"on 127.0.0.1:{sp.port}" in sp.log() and "token required, kill allowed" in sp.log()
+    with Gr00tClient([("127.0.0.1", sp.port)], timeout_s=5, retries=0) as anonymous:
+        with pytest.raises(Gr00tServerError, match="Unauthorized"):
+            anonymous.get_modality_config()
+        with pytest.raises(Gr00tServerError, match="Unauthorized"):
+            anonymous.kill()
+    with Gr00tClient([("127.0.0.1", sp.port)], api_token=TOKEN, timeout_s=5, retries=0) as client:
+        with pytest.raises(Gr00tServerError, match="Request too large"):
+            client.call("ping", {"blob": "x" * 5000})
+        with pytest.raises(Gr00tServerError, match=r"missing state\['goal'\]; expected float32 \(B, 1, 2\)"):
+            client.get_action(
+                {
+                    "video": {},
+                    "state": {"position": np.zeros((1, 1, 2), np.float32)},
+                    "language": {"annotation.human.task_description": [["go"]]},
+                }
+            )
+        assert client.ping()["status"] == "ok"  # still serving
+        client.kill()
+    assert sp.proc.wait(timeout=10) == 0

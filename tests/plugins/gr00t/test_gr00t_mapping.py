@@ -7,6 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
+
 from arena.contract import ActionGroup, EnvSpec, Observation, Task
 from arena.errors import ConfigError, PolicyError
 from arena.plugins import load_plugins
@@ -164,8 +165,14 @@ def test_unknown_camera_and_group_are_named_with_the_valid_ones():
     }
     t = Translator(config, m, ARM, 1)
     problems = "\n".join(t.problems)
-    assert "video key 'ego' (mapping test.toml): camera 'head' is not an env camera; env test/arm has: wrist, front" in problems
-    assert "state key 'arm' (mapping test.toml): 'legs' is not an env state group; env test/arm has: arm, hand, base" in problems
+    assert (
+        "video key 'ego' (mapping test.toml): camera 'head' is not an env camera; env test/arm has: wrist, front"
+        in problems
+    )
+    assert (
+        "state key 'arm' (mapping test.toml): 'legs' is not an env state group; env test/arm has: arm, hand, base"
+        in problems
+    )
     assert "joint 'arm.j9' is not an element of any env state group; env test/arm has: arm.j0, arm.j1" in problems
     # bare "x" is unique here (base.x); "j0" would be too
     assert "'xy'" not in problems
@@ -280,9 +287,13 @@ def test_prefixed_keys_mean_flat_form():
 
 def test_reply_errors_name_key_expected_and_received():
     t = Translator(point2d_config(), POINT2D, SPEC, 2)
-    with pytest.raises(PolicyError, match=r"action key 'delta' missing from the server's reply \(expected shape \(2, 4, 2\)"):
+    with pytest.raises(
+        PolicyError, match=r"action key 'delta' missing from the server's reply \(expected shape \(2, 4, 2\)"
+    ):
         t.decode_actions({"other": np.zeros((2, 4, 2))}, 2)
-    with pytest.raises(PolicyError, match=r"expected shape \(2, 4, 2\) \(env group\(s\) delta\(2\)\), received \(2, 4, 3\) float32"):
+    with pytest.raises(
+        PolicyError, match=r"expected shape \(2, 4, 2\) \(env group\(s\) delta\(2\)\), received \(2, 4, 3\) float32"
+    ):
         t.decode_actions({"delta": np.zeros((2, 4, 3), np.float32)}, 2)
     with pytest.raises(PolicyError, match="non-finite"):
         t.decode_actions({"delta": np.full((2, 4, 2), np.nan, np.float32)}, 2)

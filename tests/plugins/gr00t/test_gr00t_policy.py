@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import arena
 import numpy as np
 import pytest
+from gr00t_arena_helpers import GoalPolicy, free_port, thread_server
+
+import arena
 from arena.contract import Observation
 from arena.errors import ContractError, PolicyError
 from arena.plugins import load_plugins
@@ -16,7 +18,6 @@ from arena.run import check_compat, make_env
 from arena_gr00t import Gr00tServer, ModalityConfig
 from arena_gr00t.policy import Gr00tConfig, Gr00tPolicy
 from arena_gr00t.serve import LANGUAGE_KEY, ServedGr00tHandler
-from gr00t_arena_helpers import GoalPolicy, free_port, thread_server
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -100,8 +101,12 @@ def test_forced_form_and_disabled_probe(spec):
             problems = policy.describe().problems
         with Gr00tPolicy(Gr00tConfig(port=server.port, probe=False), spec, 1) as policy:
             desc = policy.describe()
-    assert any("the server refused the probe observation (flat form:" in p and "takes the nested form" in p for p in problems)
-    assert desc.problems == [] and "not detected (probe disabled); defaulting to nested" in desc.info["observation form"]
+    assert any(
+        "the server refused the probe observation (flat form:" in p and "takes the nested form" in p for p in problems
+    )
+    assert (
+        desc.problems == [] and "not detected (probe disabled); defaulting to nested" in desc.info["observation form"]
+    )
 
 
 def test_one_batched_get_action_per_infer(spec):
@@ -215,7 +220,10 @@ def test_token_is_sent_and_redacted_in_results(tmp_path, monkeypatch, spec):
         with Gr00tPolicy(Gr00tConfig(port=server.port, retries=0), spec, 1) as policy:
             refused = policy.describe().problems
         summary = arena.evaluate(
-            "gr00t", "debug/reach", episodes=1, policy_config={"port": server.port, "api_token": "tok-123"},
+            "gr00t",
+            "debug/reach",
+            episodes=1,
+            policy_config={"port": server.port, "api_token": "tok-123"},
             output=tmp_path / "run",
         )
         monkeypatch.setenv("ARENA_GR00T_API_TOKEN", "tok-123")
@@ -229,3 +237,36 @@ def test_token_is_sent_and_redacted_in_results(tmp_path, monkeypatch, spec):
         text = (tmp_path / "run" / name).read_text()
         assert "tok-123" not in text and '"api_token": "<redacted>"' in text
     assert json.loads((tmp_path / "run" / "config.json").read_text())["policy_config"]["port"] == server.port
+
+
+def test_replicas_share_one_batch_and_must_agree(spec):
+    from arena.serving import ServedPolicy
+
+    served = ServedPolicy(GoalPolicy, "debug/reach", max_batch=8)
+    a, b = Delegate(ServedGr00tHandler(served)), Delegate(ServedGr00tHandler(served))
+    with Gr00tServer(a, port=0, poll_interval_s=0.02) as sa, Gr00tServer(b, port=0, poll_interval_s=0.02) as sb:
+        sa.start_in_thread()
+        sb.start_in_thread()
+        hosts = f"127.0.0.1:{sa.port},127.0.0.1:{sb.port}"
+        with Gr00tPolicy(Gr00tConfig(host=hosts), spec, 4) as policy:
+            assert policy.describe().problems == []
+            chunk = policy.infer(debug_obs([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.4, 0.4]]), np.ones(4, bool))
+        b.inner.modality_config = {**b.inner.modality_config, "action": ModalityConfig(range(2), ["delta"])}
+        with Gr00tPolicy(Gr00tConfig(host=hosts), spec, 4) as policy:
+            problems = policy.describe().problems
+    served.close()
+    assert a.batches[-1] == 2 and b.batches[-1] == 2  # one get_action split over the two replicas
+    assert chunk.env_ids.tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(chunk.actions[:, 0], np.clip(0.25 / 0.1, -1, 1) * np.ones((4, 2)))
+    assert problems and f"replicas disagree: the modality config of 127.0.0.1:{sb.port} differs" in problems[0]
+
+
+def test_unknown_embodiment_asks_for_a_mapping(spec):
+    import attrs
+
+    other = attrs.evolve(spec, embodiment="hexapod")
+    with Gr00tPolicy(Gr00tConfig(), other, 1) as policy:
+        problems = policy.describe().problems
+    assert len(problems) == 1
+    assert "no GR00T mapping for embodiment 'hexapod' (env debug/reach); registered: gr00t:point2d, gr00t:sawyer" in problems[0]
+    assert "--mapping PATH" in problems[0] and "'gr00t:hexapod'" in problems[0]

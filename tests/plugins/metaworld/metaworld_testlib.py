@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -13,7 +14,9 @@ from arena.env import EpisodeSpec, VectorEnv
 from arena.policy import Policy, PolicyDescription
 
 
-def run_plan(env: VectorEnv, policy: Policy, plan: Sequence[EpisodeSpec], max_steps: int) -> dict[tuple[str, int], tuple]:
+def run_plan(
+    env: VectorEnv, policy: Policy, plan: Sequence[EpisodeSpec], max_steps: int
+) -> dict[tuple[str, int], tuple]:
     """A minimal evaluator: free slots take the next planned episode; returns (task, index) -> (success, length, error)."""
     queue = deque(plan)
     n = env.num_envs

@@ -10,15 +10,14 @@ import time
 import attrs
 import numpy as np
 import pytest
+from metaworld_testlib import project, run_plan
 
 from arena.env import EpisodeSpec
-
 from arena_metaworld.config import MetaWorldConfig
 from arena_metaworld.expert import ExpertPolicy
 from arena_metaworld.layout import GROUP_SLICES, OBS_DIM
 from arena_metaworld.sim import make_env, seeded_reset
 from arena_metaworld.vector_env import MetaWorldVectorEnv
-from metaworld_testlib import project, run_plan
 
 NO = np.zeros(1, bool)
 
@@ -139,8 +138,9 @@ def test_renders_only_where_asked(single, pool) -> None:  # noqa: ANN001
 
 def test_chunked_policy_renders_once_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     """Through arena's evaluator: a camera policy with chunks of 8 gets one image per chunk, not per step."""
-    import arena
     from metaworld_testlib import ZeroChunkCameraPolicy
+
+    import arena
 
     renders: list[int] = []
     close = MetaWorldVectorEnv.close
@@ -152,7 +152,13 @@ def test_chunked_policy_renders_once_per_chunk(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(MetaWorldVectorEnv, "close", recording_close)
     env_config = MetaWorldConfig(cameras=("corner",), image_height=32, image_width=32)
     summary = arena.evaluate(
-        ZeroChunkCameraPolicy, "metaworld/reach-v3", episodes=2, max_steps=48, seed=0, env_config=env_config, write=False
+        ZeroChunkCameraPolicy,
+        "metaworld/reach-v3",
+        episodes=2,
+        max_steps=48,
+        seed=0,
+        env_config=env_config,
+        write=False,
     )
     steps = summary.overall.episodes * summary.overall.mean_length
     assert steps == 96
@@ -162,7 +168,9 @@ def test_chunked_policy_renders_once_per_chunk(monkeypatch: pytest.MonkeyPatch) 
 
 def test_expert_succeeds(single) -> None:  # noqa: ANN001
     policy = ExpertPolicy(None, single.spec, 1)
-    plan = [EpisodeSpec(t, i, 100 + i) for t in ("reach-v3", "drawer-open-v3", "button-press-topdown-v3") for i in range(2)]
+    plan = [
+        EpisodeSpec(t, i, 100 + i) for t in ("reach-v3", "drawer-open-v3", "button-press-topdown-v3") for i in range(2)
+    ]
     out = run_plan(single, policy, plan, 300)
     assert all(ok for ok, _, _ in out.values()), out
 

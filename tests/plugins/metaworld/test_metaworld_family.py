@@ -7,7 +7,6 @@ import pytest
 
 from arena.errors import RegistryError
 from arena.plugins import load_plugins
-
 from arena_metaworld.config import MetaWorldConfig
 from arena_metaworld.expert import ExpertPolicy, expert_class
 from arena_metaworld.family import MetaWorldEnvFamily
@@ -56,7 +55,10 @@ def test_spec(single) -> None:  # noqa: ANN001
     assert [t.name for t in spec.tasks] == list(suites()["mt10"])
     assert spec.max_episode_steps == 500
     assert spec.control_hz == pytest.approx(80.0)
-    assert [(g.name, g.elements) for g in spec.action_groups] == [("ee_delta", ("x", "y", "z")), ("gripper", ("effort",))]
+    assert [(g.name, g.elements) for g in spec.action_groups] == [
+        ("ee_delta", ("x", "y", "z")),
+        ("gripper", ("effort",)),
+    ]
     np.testing.assert_array_equal(spec.action_low, -np.ones(4))
     np.testing.assert_array_equal(spec.action_high, np.ones(4))
     assert dict(spec.cameras) == {"corner": (64, 80), "topview": (64, 80)}

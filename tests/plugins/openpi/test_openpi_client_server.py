@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets.sync.client
+from openpi_test_servers import ServerFactory, ServerProcess, free_port
+from websockets.exceptions import ConnectionClosedError
+
 from arena_openpi import (
     OpenpiAuthError,
     OpenpiClient,
@@ -24,8 +27,6 @@ from arena_openpi import (
     encode,
     healthz,
 )
-from openpi_test_servers import ServerFactory, ServerProcess, free_port
-from websockets.exceptions import ConnectionClosedError
 
 pytestmark = pytest.mark.timeout(30)
 

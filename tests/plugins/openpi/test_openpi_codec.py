@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from arena_openpi.codec import decode, encode
 from arena_openpi.errors import OpenpiCodecError, OpenpiMessageTooLargeError
 

@@ -10,6 +10,7 @@ import pathlib
 
 import numpy as np
 import pytest
+
 from arena.contract import ActionGroup, EnvSpec, Observation, Task
 from arena.errors import ContractError, PolicyError
 from arena.images import resize_with_pad, rotate180

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from arena_openpi import OpenpiConnectionError, OpenpiPool, OpenpiServerError, parse_hosts
 from openpi_test_servers import ServerFactory, ServerProcess, free_port
+
+from arena_openpi import OpenpiConnectionError, OpenpiPool, OpenpiServerError, parse_hosts
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -13,8 +13,9 @@ import time
 import numpy as np
 import pytest
 import websockets.sync.client
-from arena_openpi import OpenpiClient, OpenpiConnectionError, OpenpiServerError, healthz
 from openpi_test_servers import ServerFactory, ServerProcess
+
+from arena_openpi import OpenpiClient, OpenpiConnectionError, OpenpiServerError, healthz
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -116,3 +117,24 @@ def test_stock_client_against_our_server(servers: ServerFactory) -> None:
             stock_client.infer({"fail": "for the stock client"})  # it raises RuntimeError(text)
     finally:
         stock_client._ws.close()
+
+
+def test_evaluate_through_the_stock_server(servers: ServerFactory, tmp_path) -> None:
+    """A full arena.evaluate through openpi's own WebsocketPolicyServer serving a policy object
+    this test supplies: no layout in its metadata, so the chunk length comes from the probe."""
+    import json
+
+    import arena
+
+    stock = servers.stock(policy="goal", policy_args={"horizon": 4})
+    run = tmp_path / "run"
+    summary = arena.evaluate(
+        "openpi", "debug/suite", episodes=5, num_envs=3, output=run,
+        policy_config={"host": f"127.0.0.1:{stock.port}", "connections_per_host": 2},
+    )
+    assert summary.overall.episodes == 10 and summary.overall.successes == 10
+    assert summary.config["action_horizon"] == 4 and summary.config["scheduler_config"]["execution_horizon"] == 4
+    lines = [json.loads(line) for line in (run / "episodes.jsonl").read_text().splitlines()]
+    assert sorted((r["task"], r["episode_index"]) for r in lines) == [
+        (t, i) for t in ("reach", "reach-far") for i in range(5)
+    ]

@@ -1,8 +1,13 @@
-"""arena-gr00t: the NVIDIA Isaac-GR00T policy-server protocol for arena.
+"""arena-gr00t: NVIDIA Isaac-GR00T policy servers in arena.
 
-Protocol layer only: a byte-compatible msgpack codec (`codec`), a ZeroMQ transport
-(`transport`), a robust client with replica fan-out (`client`), a reference server
+Protocol layer (exported here): a byte-compatible msgpack codec (`codec`), a ZeroMQ
+transport (`transport`), a robust client with replica fan-out (`client`), a reference server
 (`server`) and plain-data observation helpers (`observation`).
+
+arena integration (import the modules): the `gr00t` policy family (`policy`), mapping files
+(`mapping`, packaged ones in `mappings/`), the key translator (`translator`), the
+`arena-gr00t serve` reference server over any arena family (`serve`, `cli`) and the plugin
+entry point (`plugin`). See docs/gr00t.md.
 """
 
 from arena_gr00t.client import Gr00tClient, build_request

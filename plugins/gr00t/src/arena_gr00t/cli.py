@@ -35,7 +35,6 @@ def _mapping_command(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     from arena.errors import ArenaError
     from arena.plugins import load_plugins
-
     from arena_gr00t.mapping import load_mapping
 
     translators = load_plugins().translators

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from arena.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -134,7 +135,7 @@ class Gr00tMapping:
             lang = _table(data["language"], source, "language")
             _fields_ok(lang, ("key",), source, "[language]")
             if "key" not in lang:
-                raise MappingError(f"mapping {source}: [language] needs key = \"...\" (the instruction's language key)")
+                raise MappingError(f'mapping {source}: [language] needs key = "..." (the instruction\'s language key)')
             language_key = _opt_str(lang, "key", source, "language.key")
         video = {}
         for key, raw in _table(data.get("video", {}), source, "video").items():
@@ -143,10 +144,12 @@ class Gr00tMapping:
             _fields_ok(entry, _VIDEO_FIELDS, source, f"[{where}]")
             camera = _opt_str(entry, "camera", source, f"{where}.camera")
             if camera is None:
-                raise MappingError(f"mapping {source}: [{where}] needs camera = \"NAME\" (the env camera feeding it)")
+                raise MappingError(f'mapping {source}: [{where}] needs camera = "NAME" (the env camera feeding it)')
             video[key] = VideoEntry(key, camera, _size2(entry.get("size"), source, f"{where}.size"))
         state = {k: _vector(k, v, source, "state") for k, v in _table(data.get("state", {}), source, "state").items()}
-        action = {k: _vector(k, v, source, "action") for k, v in _table(data.get("action", {}), source, "action").items()}
+        action = {
+            k: _vector(k, v, source, "action") for k, v in _table(data.get("action", {}), source, "action").items()
+        }
         return cls(source, embodiment, description, language_key, video, state, action)
 
 

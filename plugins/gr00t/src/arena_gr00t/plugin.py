@@ -8,7 +8,6 @@ Registers the ``gr00t`` policy family and the packaged mappings as translators
 from __future__ import annotations
 
 import arena
-
 from arena_gr00t.mapping import PACKAGED_MAPPINGS, packaged_mapping
 from arena_gr00t.policy import Gr00tPolicy
 

@@ -12,20 +12,21 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import numpy as np
+
 from arena.contract import ActionChunk, EnvSpec, Observation
 from arena.errors import ArenaError, ConfigError, PolicyError
 from arena.policy import Policy, PolicyDescription
-
 from arena_gr00t.client import Gr00tClient
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES
 from arena_gr00t.errors import Gr00tError, Gr00tServerError
 from arena_gr00t.mapping import Gr00tMapping, MappingError, load_mapping
-from arena_gr00t.transport import DEFAULT_PORT, host_label, parse_hosts
 from arena_gr00t.translator import FORMS, Translator
+from arena_gr00t.transport import DEFAULT_PORT, host_label, parse_hosts
 
 __all__ = ["Gr00tConfig", "Gr00tPolicy", "TOKEN_ENV"]
 
@@ -103,7 +104,9 @@ class Gr00tConfig:
     )
     probe: bool = attrs.field(
         default=True,
-        metadata={"help": "at preflight send one get_action with a zero observation to detect the form and check action shapes"},
+        metadata={
+            "help": "at preflight send one get_action with a zero observation to detect the form and check action shapes"
+        },
     )
     max_message_bytes: int = attrs.field(
         default=DEFAULT_MAX_MESSAGE_BYTES, validator=_at_least(1), metadata={"help": "largest reply accepted, in bytes"}
@@ -190,6 +193,14 @@ class Gr00tPolicy(Policy):
             return problems
         try:
             modality = self.client.get_modality_config()
+            # A batch is split across replicas: they must all serve the same model.
+            for i in range(1, len(self.hosts)):
+                other = self.client.call("get_modality_config", replica=i)
+                if other != modality:
+                    problems.append(
+                        f"replicas disagree: the modality config of {host_label(*self.hosts[i])} differs from "
+                        f"that of {host_label(*self.hosts[0])}; a batch split across them would mix models"
+                    )
         except Gr00tError as exc:
             problems.append(f"get_modality_config failed: {exc}")
             return problems
@@ -236,8 +247,10 @@ class Gr00tPolicy(Policy):
                 problems.append(f"probe get_action failed: {exc}")
                 return (form if wanted == "auto" else wanted), how or "not detected", None
             if wanted == "auto":
-                how = "detected: the server accepted a nested probe" if form == "nested" else (
-                    "detected: the server refused a nested probe and accepted a flat one"
+                how = (
+                    "detected: the server accepted a nested probe"
+                    if form == "nested"
+                    else ("detected: the server refused a nested probe and accepted a flat one")
                 )
             return form, how, action
         detail = "; ".join(f"{f} form: {m}" for f, m in refused.items())
@@ -276,7 +289,9 @@ class Gr00tPolicy(Policy):
         rows = np.flatnonzero(env_mask)
         env_ids = observation.env_ids[rows]
         if not len(rows):
-            return ActionChunk(np.zeros((0, self.translator.action_horizon, self.env_spec.action_dim), np.float32), env_ids)
+            return ActionChunk(
+                np.zeros((0, self.translator.action_horizon, self.env_spec.action_dim), np.float32), env_ids
+            )
         native = self.translator.encode(observation, rows, self.form)
         try:
             action, _info = self.client.get_action(native)

@@ -25,17 +25,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from arena.contract import EnvSpec, Observation
 from arena.errors import ContractError
 from arena.serving import ServedPolicy, serve_main
-
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig
 from arena_gr00t.errors import Gr00tError
 from arena_gr00t.observation import flat_to_nested, is_flat
 from arena_gr00t.policy import TOKEN_ENV
 from arena_gr00t.server import Gr00tServer
-from arena_gr00t.transport import DEFAULT_PORT
 from arena_gr00t.translator import shape_text
+from arena_gr00t.transport import DEFAULT_PORT
 
 __all__ = ["LANGUAGE_KEY", "VIDEO_KEYS", "ServedGr00tHandler", "modality_config_for", "serve"]
 
@@ -45,9 +45,7 @@ LANGUAGE_KEY = "annotation.human.task_description"
 VIDEO_KEYS = ("policy", "env")
 
 
-def modality_config_for(
-    spec: EnvSpec, cameras: Sequence[str], action_horizon: int
-) -> dict[str, ModalityConfig]:
+def modality_config_for(spec: EnvSpec, cameras: Sequence[str], action_horizon: int) -> dict[str, ModalityConfig]:
     """The GR00T modality config of ``spec``: keys are the env's names (see the module doc)."""
     return {
         "video": ModalityConfig([0], list(cameras)),
@@ -200,7 +198,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The protocol's flags of ``arena-gr00t serve`` (the shared ones come from serve_main)."""
     g = parser.add_argument_group("GR00T server")
     g.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
-    g.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})")
+    g.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})"
+    )
     g.add_argument(
         "--api-token",
         default=None,

@@ -22,11 +22,11 @@ from typing import Any
 
 import attrs
 import numpy as np
+
 from arena.arrays import take_rows, to_numpy
 from arena.contract import EnvSpec, Observation
 from arena.errors import PolicyError
 from arena.images import resize_with_pad
-
 from arena_gr00t.codec import ModalityConfig
 from arena_gr00t.mapping import Gr00tMapping, VectorEntry
 from arena_gr00t.observation import action_to_nested
@@ -386,9 +386,10 @@ class Translator:
 
         out: dict[str, str] = {"mapping": self.mapping.source}
         if self.video:
-            out["video keys"] = ", ".join(
-                f"{name(v.key, [v.camera], '<-')} {v.size[0]}x{v.size[1]}" for v in self.video
-            ) + f" (T={self.frames('video')})"
+            out["video keys"] = (
+                ", ".join(f"{name(v.key, [v.camera], '<-')} {v.size[0]}x{v.size[1]}" for v in self.video)
+                + f" (T={self.frames('video')})"
+            )
         if self.state:
             out["state keys"] = ", ".join(f"{name(s.key, s.groups, '<-')} {s.width}" for s in self.state) + (
                 f" (T={self.frames('state')})"
@@ -431,10 +432,10 @@ class Translator:
                 arr = observation.state.get(g)
                 if arr is None:
                     raise PolicyError(f"gr00t: the observation has no state group {g!r} (state key {s.key!r})")
-                block = to_numpy(take_rows(arr, rows), np.float32)
+                block = to_numpy(take_rows(arr, rows), np.float32)  # fancy indexing: a fresh contiguous copy
                 parts.append(block if cols is None else block[:, cols])
             value = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-            state[s.key] = self.histories[f"state.{s.key}"].frames(env_ids, np.ascontiguousarray(value, np.float32))
+            state[s.key] = self.histories[f"state.{s.key}"].frames(env_ids, value)
         language = [observation.instruction[int(r)] for r in rows] if self.language_key else []
         return self.pack(video, state, language, form)
 

@@ -41,10 +41,14 @@ class MetaWorldConfig:
         validator=_cameras,
         metadata={"help": f"cameras to provide, by name ({', '.join(CAMERAS)})"},
     )
-    image_height: int = attrs.field(default=224, validator=_at_least(8), metadata={"help": "camera image height in pixels"})
-    image_width: int = attrs.field(default=224, validator=_at_least(8), metadata={"help": "camera image width in pixels"})
+    image_height: int = attrs.field(
+        default=224, validator=_at_least(8), metadata={"help": "camera image height in pixels"}
+    )
+    image_width: int = attrs.field(
+        default=224, validator=_at_least(8), metadata={"help": "camera image width in pixels"}
+    )
     shadows: bool = attrs.field(
-        default=False, metadata={"help": "render shadows (about 3x slower per image on CPU rendering)"}
+        default=False, metadata={"help": "render shadows (about 4x slower per image with CPU rendering)"}
     )
     reflections: bool = attrs.field(default=False, metadata={"help": "render floor/table reflections"})
     upright: bool = attrs.field(

@@ -21,7 +21,6 @@ from arena.arrays import to_numpy
 from arena.contract import ActionChunk, EnvSpec, Observation
 from arena.errors import PolicyError
 from arena.policy import NoConfig, Policy, PolicyDescription
-
 from arena_metaworld.layout import GROUP_SLICES, OBS_DIM, STATE_GROUPS
 
 __all__ = ["ExpertPolicy", "expert_class"]
@@ -94,7 +93,9 @@ class ExpertPolicy(Policy):
             text = observation.instruction[r]
             expert = self._by_instruction.get(text)
             if expert is None:
-                raise PolicyError(f"expert policy: instruction {text!r} of env {r} matches no task of {self.env_spec.name}")
+                raise PolicyError(
+                    f"expert policy: instruction {text!r} of env {r} matches no task of {self.env_spec.name}"
+                )
             for arr, sl in zip(arrays, self._slices):
                 vec[sl] = arr[r]
             action = np.maximum(expert.get_action(vec), low)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from arena.env import EnvFamily, VectorEnv
-
 from arena_metaworld.config import MetaWorldConfig
 from arena_metaworld.tasks import env_ids, tasks_of
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import arena
-
 from arena_metaworld.expert import ExpertPolicy
 from arena_metaworld.family import MetaWorldEnvFamily
 

@@ -7,7 +7,7 @@ the process that renders: an EGL context must not cross a fork, and most runs
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import mujoco
 import numpy as np

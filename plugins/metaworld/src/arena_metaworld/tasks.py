@@ -45,8 +45,7 @@ def tasks_of(env_id: str) -> tuple[str, ...]:
     if env_id in task_names():
         return (env_id,)
     raise RegistryError(
-        f"unknown Meta-World env id {env_id!r}; valid ids: "
-        + ", ".join(f"metaworld/{i}" for i in env_ids())
+        f"unknown Meta-World env id {env_id!r}; valid ids: " + ", ".join(f"metaworld/{i}" for i in env_ids())
     )
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from arena.contract import ActionGroup, EnvSpec, Observation, Task
 from arena.env import EpisodeSpec, StepResult, VectorEnv
-
 from arena_metaworld.config import MetaWorldConfig
 from arena_metaworld.layout import GROUP_SLICES, OBS_DIM, STATE_GROUPS
 from arena_metaworld.sim import MetaWorldSim, make_env
@@ -84,9 +83,7 @@ class MetaWorldVectorEnv(VectorEnv):
             self._pool = WorkerPool(num_envs, config)
         self._instructions = {t.name: t.instruction for t in self.spec.tasks}
         self._state = np.zeros((num_envs, OBS_DIM), np.float32)
-        self._images = {
-            cam: np.zeros((num_envs, h, w, 3), np.uint8) for cam, (h, w) in self.spec.cameras.items()
-        }
+        self._images = {cam: np.zeros((num_envs, h, w, 3), np.uint8) for cam, (h, w) in self.spec.cameras.items()}
         self._instruction = [""] * num_envs
         self._obs = Observation(
             images=self._images,
@@ -153,7 +150,10 @@ class MetaWorldVectorEnv(VectorEnv):
                 log.warning("retrying %d reset(s) on replaced worker(s): %s", len(retry), [replies[j] for j in retry])
                 again = self._pool.request(
                     [int(env_ids[todo[j]]) for j in retry],
-                    [("reset", episodes[todo[j]].task, int(episodes[todo[j]].seed), bool(render[todo[j]])) for j in retry],
+                    [
+                        ("reset", episodes[todo[j]].task, int(episodes[todo[j]].seed), bool(render[todo[j]]))
+                        for j in retry
+                    ],
                 )
                 for j, r in zip(retry, again):
                     replies[j] = r

@@ -18,8 +18,9 @@ import multiprocessing as mp
 import signal
 import time
 import weakref
+from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,9 +48,7 @@ def worker_main(conn: Connection, config: MetaWorldConfig) -> None:
     from arena_metaworld.sim import MetaWorldSim  # imports mujoco after MUJOCO_GL is set (package __init__)
 
     sim = MetaWorldSim(config)
-    images = {
-        cam: np.zeros((config.image_height, config.image_width, 3), np.uint8) for cam in config.cameras
-    }
+    images = {cam: np.zeros((config.image_height, config.image_width, 3), np.uint8) for cam in config.cameras}
     try:
         while True:
             try:
@@ -86,9 +85,7 @@ class _Worker:
     def __init__(self, ctx: Any, slot: int, config: MetaWorldConfig) -> None:
         self.slot = slot
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(
-            target=worker_main, args=(child, config), name=f"arena-metaworld-{slot}", daemon=True
-        )
+        self.proc = ctx.Process(target=worker_main, args=(child, config), name=f"arena-metaworld-{slot}", daemon=True)
         self.proc.start()
         child.close()  # so that the parent sees EOF when the worker dies
 
@@ -171,7 +168,7 @@ class WorkerPool:
             sentinels = {self.workers[slots[k]].proc.sentinel: conn for conn, k in pending.items()}
             ready = wait([*pending, *sentinels], timeout=max(0.0, deadline - time.monotonic()))
             if not ready:
-                for conn, k in pending.items():
+                for k in pending.values():
                     results[k] = f"worker timed out: no answer within {self.config.worker_timeout_s:g} s"
                     self._replace(slots[k])
                 break

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+
 from arena.contract import EnvSpec
 
 __all__ = [

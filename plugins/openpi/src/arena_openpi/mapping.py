@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from arena.errors import ConfigError
 
 if sys.version_info >= (3, 11):

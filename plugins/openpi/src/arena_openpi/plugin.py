@@ -9,7 +9,6 @@ envs). A third party teaches the family a new robot by registering ``openpi:<emb
 from __future__ import annotations
 
 import arena
-
 from arena_openpi.mapping import EMBODIMENT_MAPPINGS, packaged_mapping
 from arena_openpi.policy import OpenpiPolicy
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+
 import attrs
 import numpy as np
+
 from arena.contract import ActionChunk, EnvSpec, Observation
 from arena.errors import ArenaError, ConfigError, PolicyError
 from arena.policy import Policy, PolicyDescription
-
 from arena_openpi.client import DEFAULT_PORT, _endpoint, healthz
 from arena_openpi.errors import OpenpiError, OpenpiServerError
 from arena_openpi.layout import ServedLayout

@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from arena.contract import Observation
 from arena.errors import ContractError
 from arena.serving import ServedPolicy, serve_main
-
 from arena_openpi.client import DEFAULT_PORT
 from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES
 from arena_openpi.layout import ACTIONS_KEY, PROMPT_KEY, ServedLayout, build_layout

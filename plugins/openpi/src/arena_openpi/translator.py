@@ -15,11 +15,11 @@ from typing import Any
 
 import attrs
 import numpy as np
+
 from arena.arrays import take_rows, to_numpy
 from arena.contract import EnvSpec, Observation
 from arena.errors import PolicyError
 from arena.images import resize_with_pad, rotate180
-
 from arena_openpi.layout import ServedLayout
 from arena_openpi.mapping import ImageEntry, OpenpiMapping, StateEntry
 
@@ -78,7 +78,7 @@ class Translator:
                 )
                 continue
             self.state.append(entry)
-            self.keys[entry.key] = KeySpec(entry.key, "state", (size,), "groups " + _groups_text(spec, entry.groups))
+            self.keys[entry.key] = KeySpec(entry.key, "state", (size,), _groups_short(spec, entry.groups))
         self.prompt_key = mapping.prompt_key
         if self.prompt_key:
             self.keys[self.prompt_key] = KeySpec(self.prompt_key, "prompt", (), "instruction")
@@ -247,6 +247,13 @@ class Translator:
 
 def _groups_text(spec: EnvSpec, groups: Sequence[str] | Mapping[str, Any]) -> str:
     return "+".join(f"{g}({spec.state_size(g)})" for g in groups) or "none"
+
+
+def _groups_short(spec: EnvSpec, groups: Sequence[str]) -> str:
+    if len(groups) <= 4:
+        return "groups " + _groups_text(spec, groups)
+    first, last = groups[0], groups[-1]
+    return f"{len(groups)} groups {first}({spec.state_size(first)})+...+{last}({spec.state_size(last)})"
 
 
 def _action_text(spec: EnvSpec, names: Sequence[str] | None = None) -> str:
