@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -164,7 +165,13 @@ def evaluate(
                 policy_uses_cameras=bool(desc.cameras),
                 frames=frames,
             )
+            t0 = time.perf_counter()
             evaluator.run()
+            totals = {
+                "env_steps": evaluator.total_steps,
+                "renders": vec_env.render_count(),
+                "wall_s": round(time.perf_counter() - t0, 3),
+            }
             summary = summarize(
                 records,
                 [t.name for t in spec.tasks],
@@ -172,6 +179,7 @@ def evaluate(
                 plugins.versions(),
                 success_rule=spec.success_rule,
                 run_dir=str(run_dir.path) if run_dir else None,
+                totals=totals,
             )
             if run_dir is not None:
                 run_dir.write_summary(summary)

@@ -190,7 +190,8 @@ class Evaluator:
             ids = self.active_ids
             actions = scheduler.pop(ids)
             if render_for_policy:
-                render = scheduler.need_mask(active)[ids]
+                # slots on their last allowed step end before anyone reads the next image
+                render = scheduler.need_mask(active)[ids] & (self.steps[ids] + 1 < max_steps)
                 if self.n_recording:
                     render |= self.recording[ids]
             elif self.n_recording:

@@ -109,6 +109,8 @@ class Summary:
     versions: dict[str, str]
     success_rule: str = ""
     run_dir: str | None = None
+    #: work done by THIS invocation (a resumed run counts only its own): env_steps, renders, wall_s
+    totals: dict[str, float] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +120,7 @@ class Summary:
             "config": self.config,
             "versions": self.versions,
             "run_dir": self.run_dir,
+            "totals": self.totals,
         }
 
 
@@ -128,6 +131,7 @@ def summarize(
     versions: dict[str, str],
     success_rule: str = "",
     run_dir: str | None = None,
+    totals: dict[str, float] | None = None,
 ) -> Summary:
     """Per-task and overall statistics; tasks keep the env's order."""
     records = sorted(records, key=lambda r: (r.task, r.episode_index))
@@ -141,6 +145,7 @@ def summarize(
         versions=versions,
         success_rule=success_rule,
         run_dir=run_dir,
+        totals=dict(totals or {}),
     )
 
 

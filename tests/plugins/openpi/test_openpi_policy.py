@@ -48,6 +48,37 @@ def test_evaluate_through_a_server(replicas: list[ServerProcess], tmp_path: path
     assert summary.config["policy_config"]["api_key"] is None
 
 
+def test_chunk_length_sources(replicas: list[ServerProcess], tmp_path: pathlib.Path) -> None:
+    """The probe finds the length; a stated one must agree; without a probe one must be stated."""
+    env, _ = make_env(load_plugins(), "debug/reach", None, 1)
+    spec = env.spec
+    env.close()
+
+    def describe(**kwargs: Any) -> Any:
+        with OpenpiPolicy(OpenpiConfig(**config(replicas[0], **kwargs)), spec, 1) as policy:
+            return policy.describe()
+
+    def mapping(horizon: int) -> str:
+        path = tmp_path / f"h{horizon}.toml"
+        path.write_text(f'action_horizon = {horizon}\nreplan_steps = 3\nprompt_key = "prompt"\n'
+                        '[state."observation/state"]\ngroups = ["position", "goal"]\n')
+        return str(path)
+
+    ok = describe()
+    assert (ok.action_horizon, ok.execution_horizon, ok.problems) == (5, 5, [])
+    assert ok.info["action horizon"] == "5 (probe reply)"
+    assert describe(probe=False).problems == [
+        "action horizon unknown: the server's metadata does not state it, the mapping has no action_horizon, "
+        "and --probe is off"
+    ]
+    stated = describe(probe=False, mapping=mapping(5))
+    assert (stated.action_horizon, stated.execution_horizon, stated.problems) == (5, 3, [])
+    assert describe(mapping=mapping(4)).problems == [
+        "actions: mapping action_horizon says 4 steps per chunk, the server's probe reply has shape (5, 2)"
+    ]
+    assert describe(replan_steps=6).problems == ["--replan-steps 6 exceeds the chunk length 5"]
+
+
 def test_each_env_gets_its_own_result(replicas: list[ServerProcess], tmp_path: pathlib.Path) -> None:
     """num_envs 4 over 2 replicas: concurrent requests, replies out of order, rows in slot order."""
     plugins = load_plugins()

@@ -184,7 +184,7 @@ class Gr00tPolicy(Policy):
         self._problems, self._info = problems, info
         try:
             mapping = self._mapping()
-        except (MappingError, ArenaError) as exc:
+        except ArenaError as exc:  # MappingError, or a plugin failing to load
             problems.append(str(exc))
             return problems
         unreachable = _unreachable(self.hosts, min(2.0, self.config.timeout))
@@ -250,7 +250,7 @@ class Gr00tPolicy(Policy):
                 how = (
                     "detected: the server accepted a nested probe"
                     if form == "nested"
-                    else ("detected: the server refused a nested probe and accepted a flat one")
+                    else "detected: the server refused a nested probe and accepted a flat one"
                 )
             return form, how, action
         detail = "; ".join(f"{f} form: {m}" for f, m in refused.items())

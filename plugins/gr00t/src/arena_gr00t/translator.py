@@ -468,9 +468,12 @@ class Translator:
 
     def decode_actions(self, action: Mapping[str, Any], batch: int) -> np.ndarray:
         """The server's action map -> (B, H, A) in the env's action order; errors name key and shapes."""
+        if self.problems:  # the action vector would not be covered: never hand out partial actions
+            raise PolicyError("gr00t: the translator has problems: " + "; ".join(self.problems))
         if not isinstance(action, Mapping):
             raise PolicyError(f"gr00t: expected an action map from the server, got {type(action).__name__}")
         action = action_to_nested(action)
+        groups = {g.name: g.elements for g in self.spec.action_groups}
         horizon = self.action_horizon
         out = np.empty((batch, horizon, self.spec.action_dim), np.float32)
         for a in self.actions:
@@ -485,7 +488,7 @@ class Translator:
             if shape != (batch, horizon, a.width) or getattr(arr, "dtype", np.dtype(object)).kind not in "fiu":
                 dtype = getattr(arr, "dtype", type(arr).__name__)
                 raise PolicyError(
-                    f"gr00t: action key {a.key!r}: expected shape {expected} (env {self._describe_sources(a, {g.name: g.elements for g in self.spec.action_groups})}), "
+                    f"gr00t: action key {a.key!r}: expected shape {expected} (env {self._describe_sources(a, groups)}), "
                     f"received {shape_text(shape)} {dtype} from the server"
                 )
             values = np.asarray(arr, np.float32)

@@ -1,9 +1,12 @@
 """arena-openpi: talk to Physical Intelligence openpi policy servers (pi0, pi0.5).
 
-Protocol layer only: msgpack-numpy codec (:mod:`~arena_openpi.codec`), a blocking WebSocket
-client with reconnects (:class:`OpenpiClient`), a pool that spreads concurrent requests over
-server replicas (:class:`OpenpiPool`) and a wire-compatible reference server
-(:class:`OpenpiServer`). The arena ``Policy`` integration builds on these.
+Exported here is the protocol layer, usable without the rest of arena: msgpack-numpy codec
+(:mod:`~arena_openpi.codec`), a blocking WebSocket client with reconnects
+(:class:`OpenpiClient`), a pool that spreads concurrent requests over server replicas
+(:class:`OpenpiPool`) and a wire-compatible server (:class:`OpenpiServer`). The arena
+integration lives in its own modules (imported by the ``arena`` entry point, not here):
+:mod:`~arena_openpi.policy` (the ``openpi`` family), :mod:`~arena_openpi.mapping`,
+:mod:`~arena_openpi.translator`, :mod:`~arena_openpi.layout` and :mod:`~arena_openpi.serve`.
 """
 
 from arena_openpi.client import DEFAULT_PORT, Health, OpenpiClient, healthz
