@@ -55,11 +55,6 @@ class MetaWorldConfig:
         default=True,
         metadata={"help": "rotate images of upside-down mounted cameras (corner*) by 180 degrees so up is up"},
     )
-    max_episode_steps: int = attrs.field(
-        default=METAWORLD_MAX_PATH_LENGTH,
-        validator=_at_least(1),
-        metadata={"help": "step limit of an episode (truncation = failure); Meta-World's max_path_length is 500"},
-    )
     worker_timeout_s: float = attrs.field(
         default=120.0,
         validator=_at_least(1.0),

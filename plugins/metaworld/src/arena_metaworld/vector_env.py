@@ -17,7 +17,7 @@ import numpy as np
 
 from arena.contract import ActionGroup, EnvSpec, Observation, Task
 from arena.env import EpisodeSpec, StepResult, VectorEnv
-from arena_metaworld.config import MetaWorldConfig
+from arena_metaworld.config import METAWORLD_MAX_PATH_LENGTH, MetaWorldConfig
 from arena_metaworld.layout import GROUP_SLICES, OBS_DIM, STATE_GROUPS
 from arena_metaworld.sim import MetaWorldSim, make_env
 from arena_metaworld.tasks import instructions, tasks_of
@@ -52,7 +52,7 @@ def build_spec(env_id: str, config: MetaWorldConfig, env: object | None = None) 
             ActionGroup("gripper", ("effort",), low=low[3:], high=high[3:]),
         ),
         tasks=tuple(Task(t, text[t]) for t in tasks),
-        max_episode_steps=config.max_episode_steps,
+        max_episode_steps=METAWORLD_MAX_PATH_LENGTH,
         control_hz=1.0 / float(env.dt),  # type: ignore[attr-defined]
         success_rule=SUCCESS_RULE,
     )
