@@ -23,6 +23,7 @@ from typing import Any
 
 import msgpack
 import numpy as np
+
 from arena_gr00t import Gr00tClient, Gr00tServer, ModalityConfig, decode, encode
 
 BATCHES = (1, 8)

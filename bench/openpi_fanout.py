@@ -70,12 +70,30 @@ def _start_replica(latency_s: float, stock: bool, workdir: pathlib.Path) -> tupl
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])))
     port = _free_port()
     if stock:
-        cmd = [sys.executable, str(HERE / "openpi_fanout.py"), "--serve-stock", str(port), "--latency-ms",
-               str(latency_s * 1000)]
+        cmd = [
+            sys.executable,
+            str(HERE / "openpi_fanout.py"),
+            "--serve-stock",
+            str(port),
+            "--latency-ms",
+            str(latency_s * 1000),
+        ]
     else:
-        cmd = [sys.executable, "-m", "arena_openpi.server", "--policy", "openpi_fanout:make_policy",
-               "--policy-args", f'{{"latency_s": {latency_s}}}', "--port", str(port), "--concurrency", "1",
-               "--log-level", "WARNING"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "arena_openpi.server",
+            "--policy",
+            "openpi_fanout:make_policy",
+            "--policy-args",
+            f'{{"latency_s": {latency_s}}}',
+            "--port",
+            str(port),
+            "--concurrency",
+            "1",
+            "--log-level",
+            "WARNING",
+        ]
     log = open(workdir / f"replica-{port}.log", "wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30

@@ -135,8 +135,10 @@ def main() -> None:
                 proc.kill()
                 proc.wait()
     server = "stock openpi WebsocketPolicyServer" if args.stock else "arena_openpi OpenpiServer(concurrency=1)"
-    print(f"server={server!r} envs={args.envs} image_size={args.image_size} latency_ms={args.latency_ms} "
-          f"rounds={args.rounds} (through OpenpiPolicy.infer, LIBERO mapping)")
+    print(
+        f"server={server!r} envs={args.envs} image_size={args.image_size} latency_ms={args.latency_ms} "
+        f"rounds={args.rounds} (through OpenpiPolicy.infer, LIBERO mapping)"
+    )
     for r in results:
         print(
             f"replicas={r['replicas']} connections={r['connections']} envs_per_s={r['envs_per_s']:.1f} "

@@ -26,7 +26,9 @@ def test_evaluate_a_policy_family_by_name() -> None:
 
 
 def test_evaluate_a_policy_subclass() -> None:
-    summary, records = evaluate_records(GoalSeekingPolicy, "debug/suite", episodes=3, policy_config={"action_horizon": 3})
+    summary, records = evaluate_records(
+        GoalSeekingPolicy, "debug/suite", episodes=3, policy_config={"action_horizon": 3}
+    )
     assert summary.config["policy"] == "GoalSeekingPolicy"
     assert summary.config["policy_config"] == {"action_horizon": 3, "execution_horizon": None}
     assert summary.overall.successes == 6
@@ -110,7 +112,11 @@ def test_default_run_directory_is_under_runs(tmp_path: Path, monkeypatch) -> Non
 
 def test_scheduler_and_env_config_by_instance() -> None:
     summary, records = evaluate_records(
-        "random", "debug/reach", episodes=2, scheduler="passthrough", policy_config={"action_horizon": 3},
+        "random",
+        "debug/reach",
+        episodes=2,
+        scheduler="passthrough",
+        policy_config={"action_horizon": 3},
         env_config=DebugEnvConfig(image_size=16),
     )
     assert summary.config["scheduler"] == "passthrough"
@@ -146,7 +152,9 @@ def test_incompatible_policies_are_refused_before_any_episode(desc_kwargs: dict,
 
 
 def test_summary_is_returned_and_consistent_with_records() -> None:
-    summary, records = evaluate_records("random", "debug/suite", episodes=4, seed=2, policy_config={"action_horizon": 2})
+    summary, records = evaluate_records(
+        "random", "debug/suite", episodes=4, seed=2, policy_config={"action_horizon": 2}
+    )
     for task, stats in summary.tasks.items():
         mine = [r for r in records if r.task == task]
         assert stats.episodes == len(mine)

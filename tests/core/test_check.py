@@ -25,8 +25,14 @@ def rows_by_item(rows):
 
 def test_matching_description_is_all_ok(spec) -> None:
     desc = PolicyDescription(
-        family="p", action_horizon=4, execution_horizon=2, cameras={"top": (32, 32)}, state={"position": 2, "goal": None},
-        action_dim=2, uses_instruction=True, info={"server": "localhost:1"},
+        family="p",
+        action_horizon=4,
+        execution_horizon=2,
+        cameras={"top": (32, 32)},
+        state={"position": 2, "goal": None},
+        action_dim=2,
+        uses_instruction=True,
+        info={"server": "localhost:1"},
     )
     rows = rows_by_item(compare(spec, desc))
     assert all(r.ok for r in rows.values())

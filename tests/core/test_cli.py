@@ -124,11 +124,16 @@ def test_check_help_has_family_flags(capsys) -> None:
         (["--action-horizon", "x"], "--action-horizon: expected an integer, got 'x'"),
         (["--action-horizon", "0"], "--action-horizon: expected an integer >= 1, got 0"),
         (["--crash-episodes", "1,two"], "--crash-episodes: expected an integer, got 'two'"),
-        (["--execution-horizon", "2"], "--execution-horizon: expected 1 <= execution_horizon <= action_horizon (1), got 2"),
+        (
+            ["--execution-horizon", "2"],
+            "--execution-horizon: expected 1 <= execution_horizon <= action_horizon (1), got 2",
+        ),
     ],
 )
 def test_bad_family_flag_values_name_flag_expected_and_received(capsys, tmp_path, flags, message) -> None:
-    rc, out, err = run(capsys, "eval", "--policy", "random", "--env", "debug/reach", "--output", str(tmp_path / "r"), *flags)
+    rc, out, err = run(
+        capsys, "eval", "--policy", "random", "--env", "debug/reach", "--output", str(tmp_path / "r"), *flags
+    )
     assert rc == 2
     assert f"arena: error: {message}" in err
     assert not (tmp_path / "r" / "episodes.jsonl").exists()
@@ -153,10 +158,19 @@ def test_bad_arena_flag_values_name_flag_expected_and_received(capsys, flags, me
     "selection, message",
     [
         (["--policy", "nope", "--env", "debug/reach"], "unknown policy 'nope'; known: random, zero"),
-        (["--policy", "random", "--env", "debug/nope"], "--env: unknown env id 'debug/nope'; valid ids of family 'debug': debug/reach, debug/suite"),
+        (
+            ["--policy", "random", "--env", "debug/nope"],
+            "--env: unknown env id 'debug/nope'; valid ids of family 'debug': debug/reach, debug/suite",
+        ),
         (["--policy", "random", "--env", "nope/reach"], "unknown env family 'nope'; known: debug"),
-        (["--policy", "random", "--env", "reach"], "--env: expected FAMILY/ID (e.g. debug/reach), got 'reach'; env families: debug/..."),
-        (["--policy", "random", "--env", "debug/reach", "--scheduler", "nope"], "unknown scheduler 'nope'; known: chunked, ensemble, passthrough, synced"),
+        (
+            ["--policy", "random", "--env", "reach"],
+            "--env: expected FAMILY/ID (e.g. debug/reach), got 'reach'; env families: debug/...",
+        ),
+        (
+            ["--policy", "random", "--env", "debug/reach", "--scheduler", "nope"],
+            "unknown scheduler 'nope'; known: chunked, ensemble, passthrough, synced",
+        ),
     ],
 )
 def test_unknown_names_list_the_known_ones(capsys, selection, message) -> None:
@@ -183,8 +197,24 @@ def test_no_command_prints_help(capsys) -> None:
 def test_eval_writes_the_run_and_prints_json(capsys, tmp_path) -> None:
     out_dir = tmp_path / "run"
     rc, out, err = run(
-        capsys, "eval", "--policy", "random", "--env", "debug/suite", "--episodes", "2", "--seed", "4",
-        "--output", str(out_dir), "--json", "--no-progress", "--action-horizon", "2", "--execution-horizon", "1",
+        capsys,
+        "eval",
+        "--policy",
+        "random",
+        "--env",
+        "debug/suite",
+        "--episodes",
+        "2",
+        "--seed",
+        "4",
+        "--output",
+        str(out_dir),
+        "--json",
+        "--no-progress",
+        "--action-horizon",
+        "2",
+        "--execution-horizon",
+        "1",
     )
     assert rc == 0
     summary = json.loads(out)
@@ -199,7 +229,21 @@ def test_eval_writes_the_run_and_prints_json(capsys, tmp_path) -> None:
 
 def test_eval_prints_a_table(capsys, tmp_path) -> None:
     out_dir = tmp_path / "run"
-    rc, out, _ = run(capsys, "eval", "--policy", "zero", "--env", "debug/reach", "--episodes", "3", "--max-steps", "4", "--output", str(out_dir), "--no-progress")
+    rc, out, _ = run(
+        capsys,
+        "eval",
+        "--policy",
+        "zero",
+        "--env",
+        "debug/reach",
+        "--episodes",
+        "3",
+        "--max-steps",
+        "4",
+        "--output",
+        str(out_dir),
+        "--no-progress",
+    )
     assert rc == 0
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["task", "episodes"]
@@ -210,7 +254,23 @@ def test_eval_prints_a_table(capsys, tmp_path) -> None:
 
 def test_eval_env_flags_reach_the_env(capsys, tmp_path) -> None:
     out_dir = tmp_path / "run"
-    rc, _, _ = run(capsys, "eval", "--policy", "zero", "--env", "debug/reach", "--episodes", "3", "--max-steps", "5", "--crash-episodes", "0,2", "--output", str(out_dir), "--no-progress")
+    rc, _, _ = run(
+        capsys,
+        "eval",
+        "--policy",
+        "zero",
+        "--env",
+        "debug/reach",
+        "--episodes",
+        "3",
+        "--max-steps",
+        "5",
+        "--crash-episodes",
+        "0,2",
+        "--output",
+        str(out_dir),
+        "--no-progress",
+    )
     assert rc == 0
     records = {r["episode_index"]: r for r in read_jsonl(out_dir / "episodes.jsonl")}
     assert [records[i]["error"] for i in range(3)] == [True, False, True]
@@ -218,7 +278,20 @@ def test_eval_env_flags_reach_the_env(capsys, tmp_path) -> None:
 
 def test_eval_refuses_an_output_holding_episodes(capsys, tmp_path) -> None:
     out_dir = tmp_path / "run"
-    args = ["eval", "--policy", "zero", "--env", "debug/reach", "--episodes", "2", "--max-steps", "2", "--output", str(out_dir), "--no-progress"]
+    args = [
+        "eval",
+        "--policy",
+        "zero",
+        "--env",
+        "debug/reach",
+        "--episodes",
+        "2",
+        "--max-steps",
+        "2",
+        "--output",
+        str(out_dir),
+        "--no-progress",
+    ]
     assert run(capsys, *args)[0] == 0
     rc, _, err = run(capsys, *args)
     assert rc == 2
@@ -237,7 +310,18 @@ def test_resume_with_another_seed_is_refused(capsys, tmp_path) -> None:
 
 def test_interrupt_exits_130_and_resume_completes_the_run(capsys, tmp_path, cli_plugin, monkeypatch) -> None:
     out_dir = tmp_path / "run"
-    base = ["eval", "--policy", "stopper", "--env", "debug/reach", "--episodes", "4", "--max-steps", "3", "--no-progress"]
+    base = [
+        "eval",
+        "--policy",
+        "stopper",
+        "--env",
+        "debug/reach",
+        "--episodes",
+        "4",
+        "--max-steps",
+        "3",
+        "--no-progress",
+    ]
     monkeypatch.setenv("ARENA_TEST_INTERRUPT", "1")
     rc, _, err = run(capsys, *base, "--output", str(out_dir))
     assert rc == 130
@@ -269,7 +353,12 @@ def test_plugins_json(capsys) -> None:
     assert rc == 0
     rows = {r["name"]: r for r in json.loads(out)}
     debug = rows["debug"]
-    assert (debug["distribution"], debug["version"], debug["builtin"], debug["error"]) == ("arena-core", "0.1.0", True, None)
+    assert (debug["distribution"], debug["version"], debug["builtin"], debug["error"]) == (
+        "arena-core",
+        "0.1.0",
+        True,
+        None,
+    )
     assert debug["hooks"] == ["arena_register_envs"]
     assert debug["provides"] == ["env family:debug"]
     assert rows["policies"]["provides"] == ["policy:random", "policy:zero"]
@@ -366,7 +455,18 @@ def arena_script() -> str:
 def test_console_script_eval_writes_episodes_and_summary(tmp_path) -> None:
     out_dir = tmp_path / "run"
     proc = subprocess.run(
-        [arena_script(), "eval", "--policy", "random", "--env", "debug/reach", "--episodes", "5", "--output", str(out_dir)],
+        [
+            arena_script(),
+            "eval",
+            "--policy",
+            "random",
+            "--env",
+            "debug/reach",
+            "--episodes",
+            "5",
+            "--output",
+            str(out_dir),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

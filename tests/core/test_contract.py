@@ -100,7 +100,10 @@ def test_env_spec_custom_hold_action_and_dict() -> None:
     assert d["state_groups"]["joints"] == ["j1", "j2", "j3"]
     assert [g["name"] for g in d["action_groups"]] == ["arm", "gripper"]
     assert d["action_groups"][1] == {"name": "gripper", "elements": ["g"], "low": [0.0], "high": [1.0]}
-    assert d["tasks"] == [{"name": "lift", "instruction": "lift the cube"}, {"name": "push", "instruction": "push the cube"}]
+    assert d["tasks"] == [
+        {"name": "lift", "instruction": "lift the cube"},
+        {"name": "push", "instruction": "push the cube"},
+    ]
     assert d["max_episode_steps"] == 10
 
 

@@ -149,7 +149,9 @@ class FlakyEnv(DebugVectorEnv):
         return super().step(env_ids, actions, render)
 
 
-def run_evaluator(env, policy, episodes: list[EpisodeSpec], max_steps: int = 50, execution: int | None = None, frames=None):
+def run_evaluator(
+    env, policy, episodes: list[EpisodeSpec], max_steps: int = 50, execution: int | None = None, frames=None
+):
     desc = policy.describe()
     sched = ChunkedScheduler(
         ChunkedConfig(execution),
@@ -160,7 +162,9 @@ def run_evaluator(env, policy, episodes: list[EpisodeSpec], max_steps: int = 50,
         suggested_execution=desc.execution_horizon,
     )
     records = []
-    ev = Evaluator(env, policy, sched, episodes, max_steps, records.append, policy_uses_cameras=bool(desc.cameras), frames=frames)
+    ev = Evaluator(
+        env, policy, sched, episodes, max_steps, records.append, policy_uses_cameras=bool(desc.cameras), frames=frames
+    )
     ev.run()
     return records
 

@@ -71,8 +71,6 @@ def test_plugin_failing_on_import_is_reported_and_others_load(fake_dists, monkey
     assert "arena-broken" not in plugins.versions()
 
 
-
-
 def test_misspelled_hook_rejects_the_plugin(fake_dists, monkeypatch) -> None:
     fake_dists.add("arena-typo", MISSPELLED, plugin="typo")
     fake_dists.add("arena-good", policy_plugin_source("goodpol"), plugin="good")
@@ -151,7 +149,9 @@ def test_plugin_reusing_a_builtin_name_names_arena_core(fake_dists, monkeypatch)
 
 
 def test_entry_points_are_imported_once_per_process(fake_dists, monkeypatch, tmp_path) -> None:
-    good = fake_dists.add("arena-good", counting(tmp_path / "good.count", policy_plugin_source("goodpol")), plugin="good")
+    good = fake_dists.add(
+        "arena-good", counting(tmp_path / "good.count", policy_plugin_source("goodpol")), plugin="good"
+    )
     fake_dists.add("arena-bad", counting(tmp_path / "bad.count", "raise ImportError('nope')"), plugin="bad")
     monkeypatch.setenv("ARENA_PLUGINS", "good,bad")
     first = load_plugins()
@@ -231,7 +231,12 @@ def test_lifecycle_hooks_get_the_run_records_and_summary(plugins, tmp_path, capl
     assert run.env_spec.name == "debug/suite"
     assert run.config["episodes"] == 2 and run.config["num_envs"] == 2
     records = [c[2] for c in obs.calls if c[0] == "episode"]
-    assert sorted((r.task, r.episode_index) for r in records) == [("reach", 0), ("reach", 1), ("reach-far", 0), ("reach-far", 1)]
+    assert sorted((r.task, r.episode_index) for r in records) == [
+        ("reach", 0),
+        ("reach", 1),
+        ("reach-far", 0),
+        ("reach-far", 1),
+    ]
     assert obs.calls[-1][2] is summary
     # the raising observer was logged, never fatal
     assert "observer 'raiser' failed in arena_run_start; the run goes on" in caplog.text

@@ -51,7 +51,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished debug/suite run with mixed outcomes and failure reasons, two videos per task."""
     path = tmp_path_factory.mktemp("report") / "run"
     arena.evaluate(
-        Sometimes, "debug/suite", episodes=10, num_envs=2, videos=2, seed=1, output=path,
+        Sometimes,
+        "debug/suite",
+        episodes=10,
+        num_envs=2,
+        videos=2,
+        seed=1,
+        output=path,
         env_config={"image_size": 64, "crash_episodes": [5]},
         plugins=load_plugins(only=()),  # built-ins only (module scope: the autouse ARENA_PLUGINS is not set yet)
     )
@@ -66,7 +72,9 @@ def _summary(run: Path) -> dict[str, Any]:
 def test_report_is_self_contained(run: Path) -> None:
     page = (run / REPORT_FILE).read_text()
     sources = re.findall(r'\b(?:src|href)="([^"]*)"', page)
-    assert sources and all(s.startswith("data:") for s in sources), [s[:40] for s in sources if not s.startswith("data:")]
+    assert sources and all(s.startswith("data:") for s in sources), [
+        s[:40] for s in sources if not s.startswith("data:")
+    ]
     assert page.count("<video") == 4 and page.count('src="data:video/mp4;base64,') == 4
     assert page.count('src="data:image/png;base64,') == 2
     overall = _summary(run)["overall"]
@@ -112,9 +120,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}", "--window-size=1200,1900",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        "--window-size=1200,1900",
         "--autoplay-policy=no-user-gesture-required",
     ):
         options.add_argument(flag)

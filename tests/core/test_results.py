@@ -132,7 +132,15 @@ def test_summary_json_schema(tmp_path: Path) -> None:
     lines = read_jsonl(out / "episodes.jsonl")
     assert len(lines) == 6
     assert set(lines[0]) == {
-        "task", "episode_index", "seed", "success", "length", "failure_reason", "error", "timings", "env_slot",
+        "task",
+        "episode_index",
+        "seed",
+        "success",
+        "length",
+        "failure_reason",
+        "error",
+        "timings",
+        "env_slot",
     }
     assert set(lines[0]["timings"]) == {"wall_s", "env_s", "infer_s", "inferences"}
 
@@ -167,7 +175,11 @@ def test_load_records_skips_broken_lines_and_duplicates(tmp_path: Path) -> None:
     rd = RunDir(tmp_path)
     a, b = rec("t", 0, True), rec("t", 1, False)
     dup = rec("t", 0, False)
-    text = "\n".join(json.dumps(r.to_dict()) for r in (a, b, dup)) + "\nnot json\n" + json.dumps(rec("t", 2, True).to_dict())[:20]
+    text = (
+        "\n".join(json.dumps(r.to_dict()) for r in (a, b, dup))
+        + "\nnot json\n"
+        + json.dumps(rec("t", 2, True).to_dict())[:20]
+    )
     rd.episodes_path.write_text(text)
     loaded = sorted(rd.load_records(), key=lambda r: r.episode_index)
     assert loaded == [a, b]  # the first of duplicates kept; the corrupt and truncated lines skipped

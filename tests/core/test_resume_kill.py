@@ -53,7 +53,18 @@ def hello_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp_path_factory.mktemp("hello-src") / "arena-hello"
     shutil.copytree(HELLO, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(src)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(src),
+        ],
         check=True,
         timeout=180,
     )
@@ -77,7 +88,10 @@ def _setup(name: str, hello_site: Path) -> Setup:
 def _eval(setup: Setup, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*_arena_command(), "eval", *setup.args, "--no-progress", *extra],
-        env=setup.env, capture_output=True, text=True, timeout=300,
+        env=setup.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -97,14 +111,19 @@ def _kill_after(setup: Setup, run: Path, k: int) -> int:
     """Start a run, SIGKILL it once ``k`` episodes are on disk; return how many complete lines it left."""
     proc = subprocess.Popen(
         [*_arena_command(), "eval", *setup.args, "--no-progress", "--output", str(run)],
-        env=setup.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        env=setup.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180
         episodes = run / "episodes.jsonl"
         while len(_lines(episodes)) < k:
             if proc.poll() is not None:
-                raise AssertionError(f"the run ended (rc {proc.returncode}) before {k} episodes: {proc.stderr.read()!r}")
+                raise AssertionError(
+                    f"the run ended (rc {proc.returncode}) before {k} episodes: {proc.stderr.read()!r}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"{k} episodes not written within 180 s")
             time.sleep(0.002)
@@ -175,11 +194,15 @@ def test_killed_runs_resume_to_the_uninterrupted_result(setup_name: str, hello_s
         assert summary["overall"]["successes"] == sum(d["success"] for d in reference)
 
 
-def test_resume_refuses_a_different_config_naming_the_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_refuses_a_different_config_naming_the_fields(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
 
     def arena_eval(episodes: int, *extra: str) -> int:
-        return main(["eval", "--policy", "random", "--env", "debug/reach", "--episodes", str(episodes), "--no-progress", *extra])
+        return main(
+            ["eval", "--policy", "random", "--env", "debug/reach", "--episodes", str(episodes), "--no-progress", *extra]
+        )
 
     assert arena_eval(3, "--output", str(run)) == 0
     before = (run / "episodes.jsonl").read_bytes()

@@ -114,7 +114,10 @@ def test_configured_execution_horizon_overrides_the_suggestion() -> None:
 
 
 def test_suggested_execution_horizon_is_validated_too() -> None:
-    with pytest.raises(ConfigError, match="the policy.s recommended execution horizon: expected 1 <= execution_horizon <= action_horizon \(4\), got 6"):
+    with pytest.raises(
+        ConfigError,
+        match=r"the policy.s recommended execution horizon: expected 1 <= execution_horizon <= action_horizon \(4\), got 6",
+    ):
         chunked(None, 4, suggested=6)
 
 

@@ -67,7 +67,12 @@ def test_k_videos_per_task_named_by_outcome_with_every_frame(tmp_path: Path, mad
     run = tmp_path / "run"
     # episode 1 of each task crashes at step 3 (a failure); episodes 0 and 2 succeed
     arena.evaluate(
-        Greedy, "debug/suite", episodes=3, num_envs=2, videos=2, output=run,
+        Greedy,
+        "debug/suite",
+        episodes=3,
+        num_envs=2,
+        videos=2,
+        output=run,
         env_config={"crash_episodes": [1], "image_size": 64},
     )
     records = {(r.task, r.episode_index): r for r in _records(run)}
@@ -163,8 +168,13 @@ def test_memory_stays_flat_however_long_the_episode(tmp_path: Path) -> None:
         tracemalloc.start()
         try:
             arena.evaluate(
-                "zero", "debug/reach", episodes=1, max_steps=steps, videos=1,
-                env_config={"image_size": 64}, output=tmp_path / f"run{steps}",
+                "zero",
+                "debug/reach",
+                episodes=1,
+                max_steps=steps,
+                videos=1,
+                env_config={"image_size": 64},
+                output=tmp_path / f"run{steps}",
             )
             return tracemalloc.get_traced_memory()[1]
         finally:
@@ -198,11 +208,28 @@ def test_resume_keeps_recorded_videos_and_rerecords_the_rest(tmp_path: Path) -> 
 
 def test_cli_flags_and_a_chosen_camera(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    rc = main(["eval", "--policy", "random", "--env", "debug/suite", "--episodes", "2", "--videos", "1",
-               "--video-camera", "top", "--output", str(run), "--no-progress"])
+    rc = main(
+        [
+            "eval",
+            "--policy",
+            "random",
+            "--env",
+            "debug/suite",
+            "--episodes",
+            "2",
+            "--videos",
+            "1",
+            "--video-camera",
+            "top",
+            "--output",
+            str(run),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     assert [(v.task, v.episode_index, v.camera) for v in list_videos(run / "videos")] == [
-        ("reach", 0, "top"), ("reach-far", 0, "top")
+        ("reach", 0, "top"),
+        ("reach-far", 0, "top"),
     ]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["config"]["videos"] == 1 and summary["config"]["video_camera"] == "top"
@@ -218,10 +245,26 @@ def test_video_options_do_not_block_resume(tmp_path: Path) -> None:
     assert [v.episode_index for v in list_videos(run / "videos")] == [1]  # episode 0 was done before
 
 
-def test_unknown_camera_is_refused_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_camera_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
-    rc = main(["eval", "--policy", "random", "--env", "debug/reach", "--videos", "1", "--video-camera", "side",
-               "--output", str(run), "--no-progress"])
+    rc = main(
+        [
+            "eval",
+            "--policy",
+            "random",
+            "--env",
+            "debug/reach",
+            "--videos",
+            "1",
+            "--video-camera",
+            "side",
+            "--output",
+            str(run),
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     assert "--video-camera: env debug/reach has no camera 'side'; cameras: top" in capsys.readouterr().err
     assert not run.exists()

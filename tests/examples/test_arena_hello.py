@@ -22,7 +22,18 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     src = tmp_path_factory.mktemp("src") / "arena-hello"
     shutil.copytree(EXAMPLE, src)  # build outside the repo: no build/ or egg-info left behind
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(src)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(src),
+        ],
         check=True,
         timeout=180,
     )
@@ -50,8 +61,20 @@ def test_plugin_is_listed_with_its_distribution(installed: dict[str, str]) -> No
 
 def test_plugin_policy_runs_through_arena_eval(installed: dict[str, str], tmp_path: Path) -> None:
     run = tmp_path / "run"
-    out = _arena(installed, "eval", "--policy", "hello", "--env", "debug/suite", "--episodes", "4",
-                 "--gain", "4", "--output", str(run))
+    out = _arena(
+        installed,
+        "eval",
+        "--policy",
+        "hello",
+        "--env",
+        "debug/suite",
+        "--episodes",
+        "4",
+        "--gain",
+        "4",
+        "--output",
+        str(run),
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["overall"]["episodes"] == 8
@@ -61,8 +84,18 @@ def test_plugin_policy_runs_through_arena_eval(installed: dict[str, str], tmp_pa
 
 
 def test_plugin_flag_errors_name_the_flag(installed: dict[str, str], tmp_path: Path) -> None:
-    out = _arena(installed, "eval", "--policy", "hello", "--env", "debug/reach", "--gain", "fast",
-                 "--output", str(tmp_path / "r"))
+    out = _arena(
+        installed,
+        "eval",
+        "--policy",
+        "hello",
+        "--env",
+        "debug/reach",
+        "--gain",
+        "fast",
+        "--output",
+        str(tmp_path / "r"),
+    )
     assert out.returncode == 2
     assert "--gain: expected a number, got 'fast'" in out.stderr
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from arena.compat import check_compat
 from arena.config import config_to_dict
 from arena.errors import ConfigError
 from arena.evaluator import Evaluator, FrameSink, plan_episodes
-from arena.plugins import Plugins, load_plugins
+from arena.plugins import Plugins, activate, load_plugins
 from arena.results import EpisodeRecord, RunDir, Summary, summarize
-from arena.compat import check_compat
 from arena.run import NON_IDENTITY_KEYS, RunInfo, build_config, default_run_dir, make_env, make_policy
 from arena.video import FrameSinks, VideoRecorder, check_video_options, make_recorder
 
@@ -76,7 +77,7 @@ def evaluate(
         raise ConfigError("--video-camera: give --videos K too (how many episodes per task to record)")
     if videos and not write:
         raise ConfigError("--videos: videos are written to the run directory; they need write=True")
-    plugins = plugins or load_plugins()
+    plugins = activate(plugins or load_plugins())
     if tracker is not None:
         from arena.builtins.trackers import check_tracker
 
@@ -108,7 +109,10 @@ def evaluate(
                 "env": env,
                 "env_config": env_cfg,
                 "scheduler": scheduler,
-                "scheduler_config": {"execution_horizon": getattr(sched, "execution_horizon", None), **_cfg(sched_config)},
+                "scheduler_config": {
+                    "execution_horizon": getattr(sched, "execution_horizon", None),
+                    **_cfg(sched_config),
+                },
                 "action_horizon": desc.action_horizon,
                 "episodes": episodes,
                 "max_steps": steps,
@@ -121,7 +125,13 @@ def evaluate(
             plan = plan_episodes(spec.tasks, episodes, seed)
             previous: list[EpisodeRecord] = []
             if write:
-                path = Path(resume) if resume is not None else Path(output) if output else default_run_dir(policy_name, env)
+                path = (
+                    Path(resume)
+                    if resume is not None
+                    else Path(output)
+                    if output
+                    else default_run_dir(policy_name, env)
+                )
                 if videos:
                     check_video_options(spec, video_camera)
                 run_dir = RunDir(path)

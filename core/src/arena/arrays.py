@@ -7,9 +7,9 @@ arrays); everything that needs one kind asks this module for it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
-
 import sys
+from collections.abc import Sequence
+from typing import Any, Union
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
     return arr
 
 
-def to_torch(x: Any, device: Any = None, dtype: Any = None) -> "torch.Tensor":  # noqa: F821
+def to_torch(x: Any, device: Any = None, dtype: Any = None) -> torch.Tensor:  # noqa: F821
     """A torch tensor on ``device``; numpy arrays are shared, not copied, when possible."""
     import torch
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from arena.compat import CheckRow, compare
 from arena.errors import ArenaError
-from arena.plugins import Plugins
+from arena.plugins import Plugins, activate
 from arena.run import build_config, make_env, make_policy
 from arena.table import format_table
 
@@ -15,6 +15,7 @@ __all__ = ["CheckRow", "compare", "run_check"]
 
 
 def run_check(plugins: Plugins, args: argparse.Namespace, configs: dict[str, Any]) -> int:
+    activate(plugins)
     vec_env, _ = make_env(plugins, args.env, configs.get("env"), args.num_envs)
     try:
         spec = vec_env.spec

@@ -12,7 +12,8 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from arena.config import config_from_namespace
 from arena.errors import ArenaError
@@ -144,7 +145,9 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     subs["plugins"].add_argument("--json", action="store_true", help="print as JSON")
     subs["report"].add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by arena eval")
     subs["report"].add_argument("--output", default=None, help="where to write the page (default: RUN_DIR/report.html)")
-    subs["compare"].add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories; the first is the baseline")
+    subs["compare"].add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run directories; the first is the baseline"
+    )
     subs["compare"].add_argument("--json", action="store_true", help="print as JSON")
     subs["compare"].add_argument(
         "--alpha", type=float, default=0.05, help="significance level of the two-sided tests (default: 0.05)"
@@ -228,7 +231,12 @@ def _cmd_plugins(plugins: Plugins, args: argparse.Namespace) -> int:
     from arena.table import format_table
 
     table = [
-        [r["name"], f"{r['distribution']} {r['version']}", ", ".join(r["hooks"]) or "-", ", ".join(r["provides"]) or "-"]
+        [
+            r["name"],
+            f"{r['distribution']} {r['version']}",
+            ", ".join(r["hooks"]) or "-",
+            ", ".join(r["provides"]) or "-",
+        ]
         for r in rows
         if r["error"] is None
     ]

@@ -105,7 +105,12 @@ def comparison_table(cmp: Comparison) -> str:
             if t is None:
                 cells += ["n/a", "n/a", "", "n/a"]
             else:
-                cells += [f"{100 * t.difference:+.1f} pp", f"{t.p_value:.3g}", t.method, "YES" if t.significant else "no"]
+                cells += [
+                    f"{100 * t.difference:+.1f} pp",
+                    f"{t.p_value:.3g}",
+                    t.method,
+                    "YES" if t.significant else "no",
+                ]
         lines.append(cells)
     out = format_table(header, lines)
     legend = ["runs: " + ", ".join(f"{lbl} = {p}" for lbl, p in zip(cmp.labels, cmp.runs))]

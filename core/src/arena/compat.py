@@ -46,10 +46,20 @@ def compare(spec: EnvSpec, desc: PolicyDescription) -> list[CheckRow]:
         else:
             want_n = desc.state[group]
             ok = want_n is None or want_n == have_n
-            rows.append(CheckRow(f"state {group}", str(have_n), "any" if want_n is None else str(want_n), ok, "" if ok else "size differs"))
+            rows.append(
+                CheckRow(
+                    f"state {group}",
+                    str(have_n),
+                    "any" if want_n is None else str(want_n),
+                    ok,
+                    "" if ok else "size differs",
+                )
+            )
     groups = ", ".join(f"{g.name}({g.size})" for g in spec.action_groups)
     ok = desc.action_dim is None or desc.action_dim == spec.action_dim
-    rows.append(CheckRow("action dim", f"{spec.action_dim} [{groups}]", str(desc.action_dim), ok, "" if ok else "width differs"))
+    rows.append(
+        CheckRow("action dim", f"{spec.action_dim} [{groups}]", str(desc.action_dim), ok, "" if ok else "width differs")
+    )
     rows.append(CheckRow("action horizon", "-", str(desc.action_horizon), desc.action_horizon >= 1))
     if desc.execution_horizon is not None:
         ok = 1 <= desc.execution_horizon <= desc.action_horizon

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import types
 import typing
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attr
 import attrs
@@ -120,7 +121,9 @@ def add_config_arguments(
         help_text = f"{help_text} ({_describe(f.type)}; default: {shown})".strip()
         base, _ = _unwrap_optional(f.type)
         if base is bool and default is False:
-            group.add_argument(flag, dest=f.name, nargs="?", const="true", default=_MISSING, metavar="BOOL", help=help_text)
+            group.add_argument(
+                flag, dest=f.name, nargs="?", const="true", default=_MISSING, metavar="BOOL", help=help_text
+            )
         else:
             group.add_argument(flag, dest=f.name, default=_MISSING, metavar=f.name.upper(), help=help_text)
 
@@ -128,9 +131,7 @@ def add_config_arguments(
 def config_from_namespace(cls: type, namespace: argparse.Namespace) -> Any:
     """Build ``cls`` from the parsed flags (unset flags keep the field defaults)."""
     values = {
-        f.name: getattr(namespace, f.name)
-        for f in _fields(cls)
-        if getattr(namespace, f.name, _MISSING) is not _MISSING
+        f.name: getattr(namespace, f.name) for f in _fields(cls) if getattr(namespace, f.name, _MISSING) is not _MISSING
     }
     return make_config(cls, values)
 

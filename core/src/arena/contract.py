@@ -7,7 +7,7 @@ model's keys onto an env's groups without relying on positions.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 import numpy as np
@@ -79,9 +79,7 @@ class EnvSpec:
         if not self.tasks:
             raise ContractError(f"env {self.name!r}: tasks must not be empty")
         if self.max_episode_steps < 1:
-            raise ContractError(
-                f"env {self.name!r}: max_episode_steps must be >= 1, got {self.max_episode_steps}"
-            )
+            raise ContractError(f"env {self.name!r}: max_episode_steps must be >= 1, got {self.max_episode_steps}")
         seen: set[str] = set()
         for g in self.action_groups:
             if g.name in seen:
@@ -89,8 +87,7 @@ class EnvSpec:
             seen.add(g.name)
         if self.hold_action is not None and np.shape(self.hold_action) != (self.action_dim,):
             raise ContractError(
-                f"env {self.name!r}: hold_action must have shape ({self.action_dim},), "
-                f"got {np.shape(self.hold_action)}"
+                f"env {self.name!r}: hold_action must have shape ({self.action_dim},), got {np.shape(self.hold_action)}"
             )
 
     @property
@@ -182,11 +179,9 @@ class Observation:
                 raise ContractError(f"observation.state: missing group {group!r}")
             got = shape_of(self.state[group])
             if got != (n, len(elements)):
-                raise ContractError(
-                    f"observation.state[{group!r}]: expected shape {(n, len(elements))}, got {got}"
-                )
+                raise ContractError(f"observation.state[{group!r}]: expected shape {(n, len(elements))}, got {got}")
 
-    def rows(self, rows: Sequence[int] | np.ndarray) -> "Observation":
+    def rows(self, rows: Sequence[int] | np.ndarray) -> Observation:
         """The sub-batch of rows ``rows`` (positions, not env ids)."""
         idx = np.asarray(rows, dtype=np.int64)
         return Observation(

@@ -9,7 +9,7 @@ See docs/envs.md for the Isaac Lab shape this is kept honest to.
 from __future__ import annotations
 
 import abc
-from typing import Sequence
+from collections.abc import Sequence
 
 import attrs
 import numpy as np
@@ -86,7 +86,7 @@ class VectorEnv(abc.ABC):
     def close(self) -> None:
         """Stop workers and free simulators."""
 
-    def __enter__(self) -> "VectorEnv":
+    def __enter__(self) -> VectorEnv:
         return self
 
     def __exit__(self, *exc: object) -> None:

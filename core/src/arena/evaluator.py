@@ -18,7 +18,7 @@ import logging
 import time
 import zlib
 from collections import deque
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -158,7 +158,9 @@ class Evaluator:
                 res = self.env.reset(ids, eps, render)
             except Exception as exc:  # noqa: BLE001 - an env failure ends these episodes, not the run
                 log.warning("env reset failed for slots %s: %s", slots, exc)
-                res = StepResult(ids, np.zeros(len(ids), bool), [f"{type(exc).__name__}: {exc}"] * len(ids), self.observation)  # type: ignore[arg-type]
+                res = StepResult(
+                    ids, np.zeros(len(ids), bool), [f"{type(exc).__name__}: {exc}"] * len(ids), self.observation
+                )  # type: ignore[arg-type]
             dt = time.perf_counter() - t0
             if res.observation is not None:
                 self.observation = res.observation
@@ -180,7 +182,7 @@ class Evaluator:
         if self.observation is not None:
             # once, cheaply: a broken env adapter fails here, naming the field, not inside a policy
             self.observation.validate(self.spec)
-        scheduler, env, policy = self.scheduler, self.env, self.policy
+        scheduler, env = self.scheduler, self.env
         active = self.active
         render_for_policy, max_steps = self.render_for_policy, self.max_steps
         while len(self.active_ids):
@@ -203,7 +205,9 @@ class Evaluator:
                 res = env.step(ids, actions, render)
             except Exception as exc:  # noqa: BLE001
                 log.warning("env step failed for slots %s: %s", ids.tolist(), exc)
-                res = StepResult(ids, np.zeros(len(ids), bool), [f"{type(exc).__name__}: {exc}"] * len(ids), self.observation)  # type: ignore[arg-type]
+                res = StepResult(
+                    ids, np.zeros(len(ids), bool), [f"{type(exc).__name__}: {exc}"] * len(ids), self.observation
+                )  # type: ignore[arg-type]
             self.env_time[ids] += time.perf_counter() - t0
             if res.observation is not None:
                 self.observation = res.observation

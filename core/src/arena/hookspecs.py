@@ -19,7 +19,7 @@ hookspec = pluggy.HookspecMarker("arena")
 
 
 @hookspec
-def arena_register_policies(registry: "Registry") -> None:
+def arena_register_policies(registry: Registry) -> None:
     """Register policy families: ``registry.register("name", PolicySubclass, help=...)``.
 
     The class's ``Config`` (an attrs class) supplies the family's CLI flags.
@@ -27,12 +27,12 @@ def arena_register_policies(registry: "Registry") -> None:
 
 
 @hookspec
-def arena_register_envs(registry: "Registry") -> None:
+def arena_register_envs(registry: Registry) -> None:
     """Register env families: ``registry.register("name", EnvFamily instance, help=...)``."""
 
 
 @hookspec
-def arena_register_translators(registry: "Registry") -> None:
+def arena_register_translators(registry: Registry) -> None:
     """Register translators keyed by ``"policy_family:embodiment"``.
 
     Lets a third party teach an existing policy family a new robot without forking it.
@@ -40,20 +40,20 @@ def arena_register_translators(registry: "Registry") -> None:
 
 
 @hookspec
-def arena_register_schedulers(registry: "Registry") -> None:
+def arena_register_schedulers(registry: Registry) -> None:
     """Register action schedulers: ``registry.register("name", SchedulerSubclass, help=...)``."""
 
 
 @hookspec
-def arena_run_start(run: "RunInfo") -> None:
+def arena_run_start(run: RunInfo) -> None:
     """An evaluation starts (run directory created, config known)."""
 
 
 @hookspec
-def arena_episode_end(run: "RunInfo", record: "EpisodeRecord") -> None:
+def arena_episode_end(run: RunInfo, record: EpisodeRecord) -> None:
     """An episode ended and was appended to episodes.jsonl."""
 
 
 @hookspec
-def arena_run_end(run: "RunInfo", summary: "Summary") -> None:
+def arena_run_end(run: RunInfo, summary: Summary) -> None:
     """An evaluation ended; ``summary`` was written to summary.json."""

@@ -13,12 +13,15 @@ plugin, built-in or not.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import logging
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any
 
 import attrs
 import importlib_metadata
@@ -31,7 +34,16 @@ from arena.registry import Owner, Registry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PluginInfo", "Plugins", "load_plugins", "BUILTINS", "ENTRY_POINT_GROUP"]
+__all__ = [
+    "PluginInfo",
+    "Plugins",
+    "load_plugins",
+    "current_plugins",
+    "using_plugins",
+    "activate",
+    "BUILTINS",
+    "ENTRY_POINT_GROUP",
+]
 
 ENTRY_POINT_GROUP = "arena"
 
@@ -291,6 +303,35 @@ class Plugins:
             if not i.builtin and i.error is None:
                 out[i.distribution] = i.version
         return out
+
+
+_current: contextvars.ContextVar[Plugins | None] = contextvars.ContextVar("arena_plugins", default=None)
+
+
+@contextlib.contextmanager
+def using_plugins(plugins: Plugins) -> Iterator[Plugins]:
+    """Make ``plugins`` what :func:`current_plugins` returns while policies and envs are built."""
+    token = _current.set(plugins)
+    try:
+        yield plugins
+    finally:
+        _current.reset(token)
+
+
+def activate(plugins: Plugins) -> Plugins:
+    """Make ``plugins`` current for the rest of this context (a run, a server, a check)."""
+    _current.set(plugins)
+    return plugins
+
+
+def current_plugins() -> Plugins:
+    """The plugins of the run being assembled (honouring --plugin and in-process registrations).
+
+    A policy looks up translators here instead of loading plugins again;
+    outside a run it falls back to a fresh :func:`load_plugins`.
+    """
+    plugins = _current.get()
+    return plugins if plugins is not None else load_plugins()
 
 
 def load_plugins(blocked: Iterable[str] = (), only: Iterable[str] | None = None) -> Plugins:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -78,7 +79,7 @@ class Policy(abc.ABC):
     def close(self) -> None:
         """Release connections, processes, devices."""
 
-    def __enter__(self) -> "Policy":
+    def __enter__(self) -> Policy:
         return self
 
     def __exit__(self, *exc: object) -> None:

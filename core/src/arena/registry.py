@@ -8,7 +8,8 @@ name registered twice is an error naming both distributions, and so that
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import attrs
 

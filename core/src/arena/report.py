@@ -153,9 +153,15 @@ def _failures(records: Sequence[EpisodeRecord]) -> list[str]:
 
 def _recorded(records: Sequence[EpisodeRecord], videos: dict[tuple[str, int], list[VideoFile]]) -> list[str]:
     out = ["<h2>Recorded episodes</h2>"]
-    shown = [(r, videos[(safe_name(r.task), r.episode_index)]) for r in records if (safe_name(r.task), r.episode_index) in videos]
+    shown = [
+        (r, videos[(safe_name(r.task), r.episode_index)])
+        for r in records
+        if (safe_name(r.task), r.episode_index) in videos
+    ]
     if not shown:
-        return out + ['<p id="videos-none">No videos in this run (record some with <code>arena eval ... --videos K</code>).</p>']
+        return out + [
+            '<p id="videos-none">No videos in this run (record some with <code>arena eval ... --videos K</code>).</p>'
+        ]
     total = 0
     out.append('<div class="videos">')
     for r, files in shown:
@@ -171,7 +177,9 @@ def _recorded(records: Sequence[EpisodeRecord], videos: dict[tuple[str, int], li
             )
     out.append("</div>")
     if total > LARGE_VIDEO_BYTES:
-        log.warning("the report embeds %.0f MB of video; record fewer episodes (--videos) for a lighter page", total / 2**20)
+        log.warning(
+            "the report embeds %.0f MB of video; record fewer episodes (--videos) for a lighter page", total / 2**20
+        )
     return out
 
 
@@ -201,7 +209,9 @@ def _config(summary: Summary) -> list[str]:
         "<h2>Configuration</h2>",
         f'<pre id="config">{html.escape(json.dumps(summary.config, indent=2, sort_keys=True, default=str), quote=False)}</pre>',
         "<h2>Versions</h2>",
-        _table(["package", "version"], versions, "versions-table") if versions else "<p>not recorded (no summary.json)</p>",
+        _table(["package", "version"], versions, "versions-table")
+        if versions
+        else "<p>not recorded (no summary.json)</p>",
     ]
 
 
@@ -242,7 +252,9 @@ def _length_chart(records: Sequence[EpisodeRecord], max_steps: Any) -> bytes:
     bad = [r.length for r in records if not r.success]
     top = max([r.length for r in records] + [int(max_steps) if isinstance(max_steps, int) else 1])
     bins = min(50, max(1, top))
-    ax.hist([ok, bad], bins=bins, range=(0, top), stacked=True, color=["#2e7d32", "#c62828"], label=["success", "failure"])
+    ax.hist(
+        [ok, bad], bins=bins, range=(0, top), stacked=True, color=["#2e7d32", "#c62828"], label=["success", "failure"]
+    )
     if isinstance(max_steps, int):
         ax.axvline(max_steps, color="#555555", linestyle="--", linewidth=1, label=f"max steps ({max_steps})")
     ax.set_xlabel("episode length (steps)")
@@ -273,7 +285,9 @@ def _img(element_id: str, png: bytes, alt: str) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], element_id: str) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in row) + "</tr>" for row in rows
+    )
     return f'<table id="{element_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 

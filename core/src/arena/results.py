@@ -11,8 +11,9 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -50,7 +51,7 @@ class EpisodeRecord:
         return attrs.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "EpisodeRecord":
+    def from_dict(cls, data: Mapping[str, Any]) -> EpisodeRecord:
         names = {f.name for f in attrs.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -81,7 +82,7 @@ class Stats:
     mean_length: float
 
     @classmethod
-    def of(cls, records: list[EpisodeRecord]) -> "Stats":
+    def of(cls, records: list[EpisodeRecord]) -> Stats:
         n = len(records)
         s = sum(1 for r in records if r.success)
         return cls(

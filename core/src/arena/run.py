@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -14,14 +15,22 @@ from arena.compat import check_compat  # noqa: F401 - re-exported: callers impor
 from arena.config import add_config_arguments, config_to_dict, make_config
 from arena.contract import EnvSpec
 from arena.env import VectorEnv
-from arena.errors import ConfigError, ContractError, RegistryError
-from arena.plugins import Plugins
-from arena.policy import Policy, PolicyDescription
+from arena.errors import ConfigError, RegistryError
+from arena.plugins import Plugins, using_plugins
+from arena.policy import Policy
 from arena.registry import Entry
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunInfo", "resolve_env", "add_family_options", "build_config", "default_run_dir", "make_policy", "check_compat"]
+__all__ = [
+    "RunInfo",
+    "resolve_env",
+    "add_family_options",
+    "build_config",
+    "default_run_dir",
+    "make_policy",
+    "check_compat",
+]
 
 #: config keys that do not change which episodes run or their outcome (not compared on --resume,
 #: not stored in config.json; summary.json's config has them)
@@ -54,7 +63,7 @@ def resolve_env(plugins: Plugins, env_id: str) -> tuple[Entry, str]:
 
 
 def add_family_options(
-    parser: "argparse.ArgumentParser",
+    parser: argparse.ArgumentParser,
     plugins: Plugins,
     policy: str | None = None,
     env: str | None = None,
@@ -105,6 +114,13 @@ def make_policy(
     plugins: Plugins, policy: str | type | PolicyFactory, config_values: Any, spec: EnvSpec, num_envs: int
 ) -> tuple[Policy, str, dict[str, Any]]:
     """Build the policy from a family name, a Policy subclass, or a factory(env_spec, num_envs)."""
+    with using_plugins(plugins):
+        return _make_policy(plugins, policy, config_values, spec, num_envs)
+
+
+def _make_policy(
+    plugins: Plugins, policy: str | type | PolicyFactory, config_values: Any, spec: EnvSpec, num_envs: int
+) -> tuple[Policy, str, dict[str, Any]]:
     if isinstance(policy, str):
         entry = plugins.policies.get(policy)
         config = build_config(entry.config, config_values)
@@ -123,4 +139,5 @@ def make_policy(
 def make_env(plugins: Plugins, env_id: str, config_values: Any, num_envs: int) -> tuple[VectorEnv, dict[str, Any]]:
     entry, sub = resolve_env(plugins, env_id)
     config = build_config(entry.config, config_values)
-    return entry.obj.make(sub, config, num_envs), config_to_dict(config)
+    with using_plugins(plugins):
+        return entry.obj.make(sub, config, num_envs), config_to_dict(config)

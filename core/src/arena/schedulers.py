@@ -9,7 +9,8 @@ that slot's buffer. Schedulers are registered by name through
 from __future__ import annotations
 
 import abc
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 import attrs
 import numpy as np
@@ -103,7 +104,9 @@ class ChunkedScheduler(ActionScheduler):
 
     Config = ChunkedConfig
 
-    def __init__(self, config: ChunkedConfig, num_envs: int, action_dim: int, action_horizon: int, **kw: object) -> None:
+    def __init__(
+        self, config: ChunkedConfig, num_envs: int, action_dim: int, action_horizon: int, **kw: object
+    ) -> None:
         super().__init__(config, num_envs, action_dim, action_horizon, **kw)  # type: ignore[arg-type]
         k = config.execution_horizon or self.suggested_execution or action_horizon
         if not 1 <= k <= action_horizon:
@@ -176,7 +179,9 @@ class TemporalEnsembleScheduler(ActionScheduler):
 
     Config = EnsembleConfig
 
-    def __init__(self, config: EnsembleConfig, num_envs: int, action_dim: int, action_horizon: int, **kw: object) -> None:
+    def __init__(
+        self, config: EnsembleConfig, num_envs: int, action_dim: int, action_horizon: int, **kw: object
+    ) -> None:
         super().__init__(config, num_envs, action_dim, action_horizon, **kw)  # type: ignore[arg-type]
         h = action_horizon
         self._chunks = np.zeros((num_envs, h, h, action_dim), np.float32)  # ring over issue step

@@ -13,14 +13,15 @@ import argparse
 import logging
 import signal
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from arena.config import config_from_namespace
 from arena.contract import EnvSpec, Observation
 from arena.errors import ArenaError, ContractError
-from arena.plugins import Plugins, load_plugins, parse_plugin_options
+from arena.plugins import Plugins, activate, load_plugins, parse_plugin_options
 from arena.policy import PolicyDescription
 from arena.run import add_family_options, make_env, make_policy
 
@@ -41,7 +42,7 @@ class ServedPolicy:
         plugins: Plugins | None = None,
         max_batch: int = 64,
     ) -> None:
-        plugins = plugins or load_plugins()
+        plugins = activate(plugins or load_plugins())
         vec_env, _ = make_env(plugins, env, env_config, 1)  # only for its spec
         try:
             self.spec: EnvSpec = vec_env.spec

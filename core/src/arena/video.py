@@ -205,7 +205,9 @@ class VideoRecorder(FrameSink):
             stale = self.directory / video_name(episode.task, episode.index, not record.success, camera)
             stale.unlink(missing_ok=True)
             os.replace(partial, final)
-            self.written.append(VideoFile(final, safe_name(episode.task), episode.index, record.success, safe_name(camera)))
+            self.written.append(
+                VideoFile(final, safe_name(episode.task), episode.index, record.success, safe_name(camera))
+            )
             log.debug("video %s: %d frames", final, rec.frames)
 
     def _abort(self, rec: _Recording) -> None:

@@ -15,7 +15,9 @@ from arena.errors import ConfigError
 
 def observation(n: int):
     env = DebugVectorEnv("reach", DebugEnvConfig(), n)
-    return env.spec, env.reset(list(range(n)), [EpisodeSpec("reach", i, i) for i in range(n)], np.zeros(n, bool)).observation
+    return env.spec, env.reset(
+        list(range(n)), [EpisodeSpec("reach", i, i) for i in range(n)], np.zeros(n, bool)
+    ).observation
 
 
 def test_random_is_reproducible_per_episode_seed_whatever_the_slot() -> None:
@@ -34,9 +36,13 @@ def test_random_is_reproducible_per_episode_seed_whatever_the_slot() -> None:
 
 def test_random_stays_within_the_action_bounds() -> None:
     spec = EnvSpec(
-        name="t/x", embodiment="e", cameras={}, state_groups={},
+        name="t/x",
+        embodiment="e",
+        cameras={},
+        state_groups={},
         action_groups=(ActionGroup("a", ("u", "v"), low=[2, -0.1], high=[3, 0.1]),),
-        tasks=(Task("t", "t"),), max_episode_steps=1,
+        tasks=(Task("t", "t"),),
+        max_episode_steps=1,
     )
     _, obs = observation(2)
     p = RandomPolicy(RandomConfig(action_horizon=50), spec, 2)

@@ -39,13 +39,17 @@ def _scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
 def test_tensorboard_gets_every_episode(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard", reason='tensorboard is not installed (pip install "arena-core[tensorboard]")')
     run = tmp_path / "run"
-    summary = arena.evaluate("random", "debug/suite", episodes=3, num_envs=2, max_steps=20, output=run, tracker="tensorboard")
+    summary = arena.evaluate(
+        "random", "debug/suite", episodes=3, num_envs=2, max_steps=20, output=run, tracker="tensorboard"
+    )
     assert trackers.active_count() == 0  # closed at the end of the run
     scalars = _scalars(run / "tensorboard")
     records = _records(run)  # in the order the episodes ended: steps 1..6
     assert scalars["episode/success"] == [(i + 1, float(r.success)) for i, r in enumerate(records)]
     assert scalars["episode/length"] == [(i + 1, float(r.length)) for i, r in enumerate(records)]
-    assert [s for s, _ in scalars["task/reach-far/success"]] == [i + 1 for i, r in enumerate(records) if r.task == "reach-far"]
+    assert [s for s, _ in scalars["task/reach-far/success"]] == [
+        i + 1 for i, r in enumerate(records) if r.task == "reach-far"
+    ]
     assert len(scalars["timing/wall_s"]) == 6
     assert scalars["summary/success_rate"] == [(6, pytest.approx(summary.overall.success_rate))]
     assert json.loads((run / "summary.json").read_text())["config"]["tracker"] == "tensorboard"
@@ -62,13 +66,33 @@ def test_tensorboard_curves_continue_after_resume(tmp_path: Path) -> None:
     assert [s for s, _ in _scalars(run / "tensorboard")["episode/success"]] == [3, 4]
 
 
-def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_package_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     real = trackers.importlib.util.find_spec
-    monkeypatch.setattr(trackers.importlib.util, "find_spec", lambda name, *a: None if name in ("tensorboard", "wandb") else real(name, *a))
+    monkeypatch.setattr(
+        trackers.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("tensorboard", "wandb") else real(name, *a),
+    )
     with pytest.raises(ConfigError, match=re.escape('pip install "arena-core[wandb]"')):
         arena.evaluate("random", "debug/reach", episodes=1, output=tmp_path / "w", tracker="wandb")
-    rc = main(["eval", "--policy", "random", "--env", "debug/reach", "--episodes", "1", "--tracker", "tensorboard",
-               "--output", str(tmp_path / "run"), "--no-progress"])
+    rc = main(
+        [
+            "eval",
+            "--policy",
+            "random",
+            "--env",
+            "debug/reach",
+            "--episodes",
+            "1",
+            "--tracker",
+            "tensorboard",
+            "--output",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     assert 'the tensorboard package is not installed; pip install "arena-core[tensorboard]"' in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before the run started

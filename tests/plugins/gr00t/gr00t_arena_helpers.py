@@ -98,17 +98,23 @@ class ServeProcess:
     log_path: Path
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=10)
+        self.log_path.unlink(missing_ok=True)
 
     def terminate(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=10)
+        code = self.proc.wait(timeout=10)
+        self.log_path.unlink(missing_ok=True)
+        return code
 
 
 def spawn_serve(
@@ -138,8 +144,9 @@ def wait_ready(sp: ServeProcess, timeout_s: float = 30.0) -> ServeProcess:
         if sp.proc.poll() is not None:
             break
         time.sleep(0.05)
+    log = sp.log()
     sp.kill()
-    raise RuntimeError(f"{' '.join(map(str, sp.proc.args))} did not start (exit {sp.proc.poll()}):\n{sp.log()}")
+    raise RuntimeError(f"{' '.join(map(str, sp.proc.args))} did not start (exit {sp.proc.poll()}):\n{log}")
 
 
 def start_serve(*args: str, **kw: Any) -> ServeProcess:

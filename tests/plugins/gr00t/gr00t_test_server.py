@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from arena_gr00t import Gr00tServer, ModalityConfig, is_flat
 
 HORIZON, ACTION_DIM = 4, 3

@@ -12,6 +12,7 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+
 from arena_gr00t import (
     Gr00tClient,
     Gr00tConnectionError,

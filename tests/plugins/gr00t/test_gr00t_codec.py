@@ -8,6 +8,7 @@ import struct
 
 import numpy as np
 import pytest
+
 from arena_gr00t import (
     ActionConfig,
     Gr00tCodecError,

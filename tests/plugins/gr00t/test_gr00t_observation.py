@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from arena_gr00t import (
     action_to_flat,
     action_to_nested,

@@ -268,5 +268,8 @@ def test_unknown_embodiment_asks_for_a_mapping(spec):
     with Gr00tPolicy(Gr00tConfig(), other, 1) as policy:
         problems = policy.describe().problems
     assert len(problems) == 1
-    assert "no GR00T mapping for embodiment 'hexapod' (env debug/reach); registered: gr00t:point2d, gr00t:sawyer" in problems[0]
+    assert (
+        "no GR00T mapping for embodiment 'hexapod' (env debug/reach); registered: gr00t:point2d, gr00t:sawyer"
+        in problems[0]
+    )
     assert "--mapping PATH" in problems[0] and "'gr00t:hexapod'" in problems[0]

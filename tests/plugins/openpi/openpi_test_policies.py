@@ -70,7 +70,9 @@ class GoalSeekingPolicy:
 
     STEP = 0.1  # arena.builtins.debug_env.STEP_SIZE
 
-    def __init__(self, horizon: int = 5, delay_s: float = 0.0, jitter_s: float = 0.0, fail_after: int | None = None) -> None:
+    def __init__(
+        self, horizon: int = 5, delay_s: float = 0.0, jitter_s: float = 0.0, fail_after: int | None = None
+    ) -> None:
         self.horizon = horizon
         self.delay_s = delay_s
         self.jitter_s = jitter_s

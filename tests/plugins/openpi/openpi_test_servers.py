@@ -78,12 +78,23 @@ class ServerFactory:
         port_file = self.workdir / f"port-{tag}"
         log_path = self.workdir / f"server-{tag}.log"
         cmd = [
-            sys.executable, "-m", "arena_openpi.server",
-            "--policy", policy,
-            "--policy-args", json.dumps(policy_args or {}),
-            "--metadata", json.dumps(metadata or {}),
-            "--port", str(port), "--port-file", str(port_file),
-            "--concurrency", str(concurrency), "--log-level", "WARNING",
+            sys.executable,
+            "-m",
+            "arena_openpi.server",
+            "--policy",
+            policy,
+            "--policy-args",
+            json.dumps(policy_args or {}),
+            "--metadata",
+            json.dumps(metadata or {}),
+            "--port",
+            str(port),
+            "--port-file",
+            str(port_file),
+            "--concurrency",
+            str(concurrency),
+            "--log-level",
+            "WARNING",
         ]
         if api_key is not None:
             cmd += ["--api-key", api_key]
@@ -96,8 +107,17 @@ class ServerFactory:
         tag = uuid.uuid4().hex[:8]
         port_file = self.workdir / f"port-{tag}"
         log_path = self.workdir / f"serve-{tag}.log"
-        cmd = [sys.executable, "-m", "arena_openpi.cli", "serve", *args, "--port-file", str(port_file),
-               "--log-level", "WARNING"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "arena_openpi.cli",
+            "serve",
+            *args,
+            "--port-file",
+            str(port_file),
+            "--log-level",
+            "WARNING",
+        ]
         if "--port" not in args:
             cmd += ["--port", "0"]
         return self._start_with_port_file(cmd, port_file, log_path, timeout_s)
@@ -131,9 +151,18 @@ class ServerFactory:
 
         port = port or free_port()
         log_path = self.workdir / f"stock-{uuid.uuid4().hex[:8]}.log"
-        cmd = [sys.executable, str(HERE / "openpi_stock_server_proc.py"), "--port", str(port),
-               "--metadata", json.dumps(metadata or {}), "--policy", policy,
-               "--policy-args", json.dumps(policy_args or {})]
+        cmd = [
+            sys.executable,
+            str(HERE / "openpi_stock_server_proc.py"),
+            "--port",
+            str(port),
+            "--metadata",
+            json.dumps(metadata or {}),
+            "--policy",
+            policy,
+            "--policy-args",
+            json.dumps(policy_args or {}),
+        ]
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         server = ServerProcess(proc, port, log_path)

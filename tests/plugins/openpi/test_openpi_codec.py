@@ -13,34 +13,24 @@ pytestmark = pytest.mark.timeout(20)
 # {b"__ndarray__": True, b"data": <bin>, b"dtype": "|u1", b"shape": [1, 3]} for [[1, 2, 3]] uint8,
 # written out byte by byte: fixmap(4), bin8 keys, true, bin8 data, fixstr dtype, fixarray shape.
 ARRAY_U8_1x3 = (
-    b"\x84"
-    b"\xc4\x0b__ndarray__" b"\xc3"
-    b"\xc4\x04data" b"\xc4\x03\x01\x02\x03"
-    b"\xc4\x05dtype" b"\xa3|u1"
-    b"\xc4\x05shape" b"\x92\x01\x03"
+    b"\x84\xc4\x0b__ndarray__\xc3\xc4\x04data\xc4\x03\x01\x02\x03\xc4\x05dtype\xa3|u1\xc4\x05shape\x92\x01\x03"
 )
 # float32 [1.0, -2.0], little endian: 0x3f800000, 0xc0000000.
 ARRAY_F4_2 = (
     b"\x84"
-    b"\xc4\x0b__ndarray__" b"\xc3"
-    b"\xc4\x04data" b"\xc4\x08\x00\x00\x80\x3f\x00\x00\x00\xc0"
-    b"\xc4\x05dtype" b"\xa3<f4"
-    b"\xc4\x05shape" b"\x91\x02"
+    b"\xc4\x0b__ndarray__"
+    b"\xc3"
+    b"\xc4\x04data"
+    b"\xc4\x08\x00\x00\x80\x3f\x00\x00\x00\xc0"
+    b"\xc4\x05dtype"
+    b"\xa3<f4"
+    b"\xc4\x05shape"
+    b"\x91\x02"
 )
 # np.float32(1.5): data is the Python value, packed by msgpack as float64 (0xcb).
-SCALAR_F4 = (
-    b"\x83"
-    b"\xc4\x0d__npgeneric__" b"\xc3"
-    b"\xc4\x04data" b"\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00"
-    b"\xc4\x05dtype" b"\xa3<f4"
-)
+SCALAR_F4 = b"\x83\xc4\x0d__npgeneric__\xc3\xc4\x04data\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00\xc4\x05dtype\xa3<f4"
 # np.int64(7): data is the positive fixint 7.
-SCALAR_I8 = (
-    b"\x83"
-    b"\xc4\x0d__npgeneric__" b"\xc3"
-    b"\xc4\x04data" b"\x07"
-    b"\xc4\x05dtype" b"\xa3<i8"
-)
+SCALAR_I8 = b"\x83\xc4\x0d__npgeneric__\xc3\xc4\x04data\x07\xc4\x05dtype\xa3<i8"
 
 
 def test_encode_array_matches_hand_built_bytes() -> None:
@@ -55,12 +45,7 @@ def test_encode_numpy_scalars_match_hand_built_bytes() -> None:
 
 def test_encode_message_map_uses_str_keys_and_tagged_values() -> None:
     obs = {"observation/image": np.array([[1, 2, 3]], dtype=np.uint8), "prompt": "hi", "t": np.int64(7)}
-    expected = (
-        b"\x83"
-        b"\xb1observation/image" + ARRAY_U8_1x3
-        + b"\xa6prompt" b"\xa2hi"
-        + b"\xa1t" + SCALAR_I8
-    )
+    expected = b"\x83\xb1observation/image" + ARRAY_U8_1x3 + b"\xa6prompt\xa2hi" + b"\xa1t" + SCALAR_I8
     assert encode(obs) == expected
 
 
@@ -131,8 +116,12 @@ def test_encode_refuses_void_object_complex(value: object, kind: str) -> None:
 @pytest.mark.parametrize(("dtype", "kind"), [(b"<c8", "complex"), (b"|O", "object"), (b"|V4", "void")])
 def test_decode_refuses_void_object_complex(dtype: bytes, kind: str) -> None:
     raw = (
-        b"\x84\xc4\x0b__ndarray__\xc3\xc4\x04data\xc4\x08" + b"\x00" * 8
-        + b"\xc4\x05dtype" + bytes([0xA0 + len(dtype)]) + dtype + b"\xc4\x05shape\x91\x01"
+        b"\x84\xc4\x0b__ndarray__\xc3\xc4\x04data\xc4\x08"
+        + b"\x00" * 8
+        + b"\xc4\x05dtype"
+        + bytes([0xA0 + len(dtype)])
+        + dtype
+        + b"\xc4\x05shape\x91\x01"
     )
     with pytest.raises(OpenpiCodecError, match=kind):
         decode(raw)

@@ -145,7 +145,10 @@ def test_mismatches_name_the_key_and_the_shapes() -> None:
     problems = Translator(packaged("libero"), spec).problems
     text = "\n".join(problems)
     assert "observation/wrist_image" in text and "'wrist'" in text and "env cameras: agentview" in text
-    assert "observation/state: mapping libero expects shape (8,), env groups eef_pos(3)+eef_axis_angle(3)+gripper_qpos(1) give (7,)" in text
+    assert (
+        "observation/state: mapping libero expects shape (8,), env groups eef_pos(3)+eef_axis_angle(3)+gripper_qpos(1) give (7,)"
+        in text
+    )
     problems = Translator(packaged("droid"), libero_spec()).problems
     assert any("observation/joint_position" in p and "joint_position" in p for p in problems)
 
@@ -195,8 +198,14 @@ def test_mapping_flag_takes_names_or_paths(tmp_path: pathlib.Path) -> None:
 
 def test_served_layout_round_trip_and_client_check() -> None:
     spec = libero_spec()  # renders 256x256; the mapping resizes to 224x224, the size the server takes
-    layout = build_layout(libero_spec(cameras={"agentview": (224, 224), "wrist": (224, 224)}), "expert", ["wrist"], True, 10)
-    assert list(layout.entries) == ["observation/wrist_image", "observation/state", "prompt"]  # 2nd camera: <name>_image
+    layout = build_layout(
+        libero_spec(cameras={"agentview": (224, 224), "wrist": (224, 224)}), "expert", ["wrist"], True, 10
+    )
+    assert list(layout.entries) == [
+        "observation/wrist_image",
+        "observation/state",
+        "prompt",
+    ]  # 2nd camera: <name>_image
     back = ServedLayout.from_metadata(decode(encode(layout.to_metadata())))
     assert back == layout
     assert ServedLayout.from_metadata({}) is None
@@ -210,10 +219,16 @@ def test_served_layout_round_trip_and_client_check() -> None:
             cameras={"agentview": (128, 128), "wrist": (128, 128)},
             state_groups={"gripper_qpos": ("l", "r"), "eef_pos": ("x", "y", "z"), "eef_axis_angle": ("a", "b", "c")},
         ),
-        "expert", ["agentview"], False, 10,
+        "expert",
+        ["agentview"],
+        False,
+        10,
     )
     problems = Translator(packaged("libero"), spec).restrict(other)
-    assert "observation/image: server (expert on libero/spatial) expects shape (128, 128, 3), the mapping sends (224, 224, 3) (camera agentview)" in problems
+    assert (
+        "observation/image: server (expert on libero/spatial) expects shape (128, 128, 3), the mapping sends (224, 224, 3) (camera agentview)"
+        in problems
+    )
     assert any("splits it into groups ['gripper_qpos', 'eef_pos', 'eef_axis_angle']" in p for p in problems)
 
 
@@ -222,14 +237,22 @@ def test_served_policy_checks_each_key() -> None:
     try:
         handler = ServedOpenpiPolicy(served, image_keys="env")
         entries = handler.layout.entries
-        assert entries["observation/image"].shape == (32, 32, 3) and entries["observation/state"].groups == ("position", "goal")
-        obs = {"observation/image": np.zeros((32, 32, 3), np.uint8), "observation/state": np.arange(4, dtype=np.float64)}
+        assert entries["observation/image"].shape == (32, 32, 3) and entries["observation/state"].groups == (
+            "position",
+            "goal",
+        )
+        obs = {
+            "observation/image": np.zeros((32, 32, 3), np.uint8),
+            "observation/state": np.arange(4, dtype=np.float64),
+        }
         canonical = handler.to_canonical(obs)
         np.testing.assert_array_equal(canonical.state["goal"], [[2.0, 3.0]])
         assert handler.infer(obs)["actions"].shape == (1, 2)
         with pytest.raises(ContractError, match=r"missing key 'observation/state'; expected float32 \(4,\)"):
             handler.to_canonical({"observation/image": obs["observation/image"]})
-        with pytest.raises(ContractError, match=r"observation/image: expected uint8 \(32, 32, 3\), received float32 \(32, 32, 3\)"):
+        with pytest.raises(
+            ContractError, match=r"observation/image: expected uint8 \(32, 32, 3\), received float32 \(32, 32, 3\)"
+        ):
             handler.to_canonical({**obs, "observation/image": np.zeros((32, 32, 3), np.float32)})
         assert "observation/image" not in ServedOpenpiPolicy(served).layout.entries  # random reads no camera
     finally:

@@ -60,8 +60,10 @@ def test_chunk_length_sources(replicas: list[ServerProcess], tmp_path: pathlib.P
 
     def mapping(horizon: int) -> str:
         path = tmp_path / f"h{horizon}.toml"
-        path.write_text(f'action_horizon = {horizon}\nreplan_steps = 3\nprompt_key = "prompt"\n'
-                        '[state."observation/state"]\ngroups = ["position", "goal"]\n')
+        path.write_text(
+            f'action_horizon = {horizon}\nreplan_steps = 3\nprompt_key = "prompt"\n'
+            '[state."observation/state"]\ngroups = ["position", "goal"]\n'
+        )
         return str(path)
 
     ok = describe()
@@ -89,10 +91,16 @@ def test_each_env_gets_its_own_result(replicas: list[ServerProcess], tmp_path: p
     with OpenpiPolicy(OpenpiConfig(**config(*replicas)), spec, 4) as policy:
         assert policy.describe().problems == []
         for _ in range(10):
-            state = {"position": rng.uniform(0, 1, (4, 2)).astype(np.float32),
-                     "goal": rng.uniform(0, 1, (4, 2)).astype(np.float32)}
-            obs = Observation(images={"top": np.zeros((4, 32, 32, 3), np.uint8)}, state=state,
-                              instruction=["reach"] * 4, env_ids=np.arange(4))
+            state = {
+                "position": rng.uniform(0, 1, (4, 2)).astype(np.float32),
+                "goal": rng.uniform(0, 1, (4, 2)).astype(np.float32),
+            }
+            obs = Observation(
+                images={"top": np.zeros((4, 32, 32, 3), np.uint8)},
+                state=state,
+                instruction=["reach"] * 4,
+                env_ids=np.arange(4),
+            )
             mask = rng.uniform(size=4) < 0.75
             mask[rng.integers(4)] = True
             chunk = policy.infer(obs, mask)
@@ -101,8 +109,9 @@ def test_each_env_gets_its_own_result(replicas: list[ServerProcess], tmp_path: p
             for k, r in enumerate(rows):
                 expected = GoalSeekingPolicy.plan(np.concatenate([state["position"][r], state["goal"][r]]), 5)
                 np.testing.assert_allclose(chunk.actions[k], expected, rtol=1e-6)
-    summary = arena.evaluate("openpi", "debug/suite", episodes=6, num_envs=4, policy_config=config(*replicas),
-                             output=tmp_path / "run")
+    summary = arena.evaluate(
+        "openpi", "debug/suite", episodes=6, num_envs=4, policy_config=config(*replicas), output=tmp_path / "run"
+    )
     assert summary.overall.episodes == 12 and summary.overall.successes == 12
 
 
@@ -157,24 +166,57 @@ def test_arena_check_reports_mismatches(
     from arena.cli import main
 
     # the reference server reads a 64x64 image; debug/reach renders (and point2d sends) 32x32
-    served = module_servers.arena_serve("--policy", "random", "--env", "debug/reach", "--image-size", "64",
-                                        "--image-keys", "env")
+    served = module_servers.arena_serve(
+        "--policy", "random", "--env", "debug/reach", "--image-size", "64", "--image-keys", "env"
+    )
     rc = main(["check", "--policy", "openpi", "--env", "debug/reach", "--port", str(served.port)])
     out = capsys.readouterr().out
     assert rc == 1
-    assert ("observation/image: server (random on debug/reach) expects shape (64, 64, 3), "
-            "the mapping sends (32, 32, 3) (camera top)") in out
+    assert (
+        "observation/image: server (random on debug/reach) expects shape (64, 64, 3), "
+        "the mapping sends (32, 32, 3) (camera top)"
+    ) in out
     # with the size fixed in a mapping, the same server fits
     mapping = tmp_path / "point2d64.toml"
-    mapping.write_text('prompt_key = "prompt"\nreplan_steps = 5\n[images."observation/image"]\ncamera = "top"\n'
-                       'size = [64, 64]\n[state."observation/state"]\ngroups = ["position", "goal"]\n')
-    assert main(["check", "--policy", "openpi", "--env", "debug/reach", "--port", str(served.port),
-                 "--mapping", str(mapping)]) == 0
+    mapping.write_text(
+        'prompt_key = "prompt"\nreplan_steps = 5\n[images."observation/image"]\ncamera = "top"\n'
+        'size = [64, 64]\n[state."observation/state"]\ngroups = ["position", "goal"]\n'
+    )
+    assert (
+        main(
+            [
+                "check",
+                "--policy",
+                "openpi",
+                "--env",
+                "debug/reach",
+                "--port",
+                str(served.port),
+                "--mapping",
+                str(mapping),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     # a mapping that does not fit the env: names and sizes
     mapping.write_text('[state."observation/state"]\ngroups = ["position", "goal", "velocity"]\nsize = 6\n')
-    assert main(["check", "--policy", "openpi", "--env", "debug/reach", "--port", str(served.port),
-                 "--mapping", str(mapping)]) == 1
+    assert (
+        main(
+            [
+                "check",
+                "--policy",
+                "openpi",
+                "--env",
+                "debug/reach",
+                "--port",
+                str(served.port),
+                "--mapping",
+                str(mapping),
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
     assert "observation/state" in out and "['velocity']" in out and "env groups: position(2)+goal(2)" in out
     # a server returning 4-wide chunks (the counting policy echoes the state) to a 2-d env: found by the probe
@@ -191,8 +233,9 @@ def test_arena_check_reports_mismatches(
 
 def test_api_key(servers: ServerFactory) -> None:
     locked = servers.ours(policy=GOAL, api_key="s3cret")
-    summary = arena.evaluate("openpi", "debug/reach", episodes=1, write=False,
-                             policy_config=config(locked, api_key="s3cret"))
+    summary = arena.evaluate(
+        "openpi", "debug/reach", episodes=1, write=False, policy_config=config(locked, api_key="s3cret")
+    )
     assert summary.overall.successes == 1
     with pytest.raises(ContractError, match="HTTP 401: the API key was refused"):
         arena.evaluate("openpi", "debug/reach", episodes=1, write=False, policy_config=config(locked, api_key="nope"))
@@ -208,8 +251,9 @@ def test_expert_behind_the_reference_server_matches_in_process(module_servers: S
         def on_episode(record: Any, done: int, total: int) -> None:
             outcomes[key].append((record.episode_index, record.success, record.length))
 
-        return arena.evaluate(policy, "metaworld/reach-v3", episodes=3, seed=3, write=False,
-                              on_episode=on_episode, **extra)
+        return arena.evaluate(
+            policy, "metaworld/reach-v3", episodes=3, seed=3, write=False, on_episode=on_episode, **extra
+        )
 
     remote = run("openpi", "remote", policy_config=config(served))
     local = run("expert", "local")

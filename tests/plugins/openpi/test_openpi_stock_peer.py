@@ -129,7 +129,11 @@ def test_evaluate_through_the_stock_server(servers: ServerFactory, tmp_path) -> 
     stock = servers.stock(policy="goal", policy_args={"horizon": 4})
     run = tmp_path / "run"
     summary = arena.evaluate(
-        "openpi", "debug/suite", episodes=5, num_envs=3, output=run,
+        "openpi",
+        "debug/suite",
+        episodes=5,
+        num_envs=3,
+        output=run,
         policy_config={"host": f"127.0.0.1:{stock.port}", "connections_per_host": 2},
     )
     assert summary.overall.episodes == 10 and summary.overall.successes == 10

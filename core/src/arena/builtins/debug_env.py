@@ -12,7 +12,7 @@ listed episode indices, to exercise error accounting.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import attrs
 import numpy as np
@@ -42,7 +42,9 @@ def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
 
 @attrs.define
 class DebugEnvConfig:
-    image_size: int = attrs.field(default=32, validator=_positive, metadata={"help": "camera image height and width in pixels"})
+    image_size: int = attrs.field(
+        default=32, validator=_positive, metadata={"help": "camera image height and width in pixels"}
+    )
     crash_episodes: tuple[int, ...] = attrs.field(
         default=(), converter=tuple, metadata={"help": "episode indices whose env raises on step 3 (testing aid)"}
     )

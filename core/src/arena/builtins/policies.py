@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import attrs
 import numpy as np
@@ -34,7 +34,9 @@ class ZeroPolicy(Policy):
         return ActionChunk(np.array(actions, np.float32), observation.env_ids[ids])
 
     def describe(self) -> PolicyDescription:
-        return PolicyDescription(family="zero", action_horizon=self.config.action_horizon, action_dim=self.env_spec.action_dim)
+        return PolicyDescription(
+            family="zero", action_horizon=self.config.action_horizon, action_dim=self.env_spec.action_dim
+        )
 
 
 @attrs.define
@@ -64,7 +66,9 @@ class RandomPolicy(Policy):
         return ActionChunk(actions, observation.env_ids[ids])
 
     def describe(self) -> PolicyDescription:
-        return PolicyDescription(family="random", action_horizon=self.config.action_horizon, action_dim=self.env_spec.action_dim)
+        return PolicyDescription(
+            family="random", action_horizon=self.config.action_horizon, action_dim=self.env_spec.action_dim
+        )
 
 
 @arena.hookimpl

@@ -34,10 +34,10 @@ def _mapping_command(argv: Sequence[str]) -> int:
     parser.add_argument("embodiment", nargs="?", help="embodiment name; omitted: list the registered ones")
     args = parser.parse_args(list(argv))
     from arena.errors import ArenaError
-    from arena.plugins import load_plugins
+    from arena.plugins import current_plugins
     from arena_gr00t.mapping import load_mapping
 
-    translators = load_plugins().translators
+    translators = current_plugins().translators
     names = [n for n in translators.names() if n.startswith("gr00t:")]
     if args.embodiment is None:
         for n in names:

@@ -160,10 +160,10 @@ class Gr00tPolicy(Policy):
     def _mapping(self) -> Gr00tMapping:
         if self.config.mapping:
             return Gr00tMapping.from_file(self.config.mapping)
-        from arena.plugins import load_plugins
+        from arena.plugins import current_plugins
 
         name = f"gr00t:{self.env_spec.embodiment}"
-        translators = load_plugins().translators
+        translators = current_plugins().translators
         if name not in translators:
             known = ", ".join(n for n in translators.names() if n.startswith("gr00t:")) or "none"
             raise MappingError(

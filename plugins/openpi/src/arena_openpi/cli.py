@@ -28,12 +28,18 @@ def _mapping_command(argv: Sequence[str]) -> int:
     from arena_openpi.mapping import EMBODIMENT_MAPPINGS, PACKAGED_MAPPINGS, packaged_mapping
 
     parser = argparse.ArgumentParser(prog="arena-openpi mapping", description="Print a packaged openpi mapping file.")
-    parser.add_argument("name", nargs="?", choices=sorted(PACKAGED_MAPPINGS), help="omitted: list the packaged mappings")
+    parser.add_argument(
+        "name", nargs="?", choices=sorted(PACKAGED_MAPPINGS), help="omitted: list the packaged mappings"
+    )
     args = parser.parse_args(list(argv))
     if args.name is None:
         auto = {m: e for e, m in EMBODIMENT_MAPPINGS.items()}
         for name in PACKAGED_MAPPINGS:
-            note = f"auto-selected for embodiment {auto[name]!r} (openpi:{auto[name]})" if name in auto else "--mapping " + name
+            note = (
+                f"auto-selected for embodiment {auto[name]!r} (openpi:{auto[name]})"
+                if name in auto
+                else "--mapping " + name
+            )
             print(f"{name}\t{note}")
         return 0
     print(packaged_mapping(args.name).read_text(encoding="utf-8"), end="")

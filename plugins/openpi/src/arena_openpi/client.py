@@ -223,7 +223,10 @@ class OpenpiClient:
                     ) from exc
                 logger.warning(
                     "openpi connection to %s lost during a request (%s); reconnecting and retrying (%d/%d)",
-                    self.uri, _describe(exc), attempt + 1, self._max_attempts,
+                    self.uri,
+                    _describe(exc),
+                    attempt + 1,
+                    self._max_attempts,
                 )
                 continue
             if isinstance(reply, str):

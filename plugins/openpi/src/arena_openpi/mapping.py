@@ -146,7 +146,7 @@ class OpenpiMapping:
             _fields_ok(entry, _IMAGE, source, f"[{where}]")
             camera = _str(entry, "camera", source, where)
             if camera is None:
-                raise MappingError(f"mapping {source}: [{where}] needs camera = \"NAME\" (the env camera feeding it)")
+                raise MappingError(f'mapping {source}: [{where}] needs camera = "NAME" (the env camera feeding it)')
             rotate = entry.get("rotate180", False)
             if not isinstance(rotate, bool):
                 raise MappingError(f"mapping {source}: {where}.rotate180 must be true or false, got {rotate!r}")
@@ -168,7 +168,9 @@ class OpenpiMapping:
         taken = [*images, *state, *([prompt_key] if prompt_key else [])]
         twice = sorted({k for k in taken if taken.count(k) > 1})
         if twice:
-            raise MappingError(f"mapping {source}: key(s) {twice} are fed twice (images, state and prompt_key must differ)")
+            raise MappingError(
+                f"mapping {source}: key(s) {twice} are fed twice (images, state and prompt_key must differ)"
+            )
         return cls(
             source=source,
             name=_str(data, "name", source, "top level") or "",

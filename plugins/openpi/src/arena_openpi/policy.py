@@ -69,7 +69,9 @@ class OpenpiConfig:
         validator=_hosts_ok,
         metadata={"help": "openpi server: HOST, HOST:PORT, or replicas a:8000,b:8000 (requests are spread over them)"},
     )
-    port: int = attrs.field(default=DEFAULT_PORT, validator=_at_least(1), metadata={"help": "port of hosts given without one"})
+    port: int = attrs.field(
+        default=DEFAULT_PORT, validator=_at_least(1), metadata={"help": "port of hosts given without one"}
+    )
     api_key: str | None = attrs.field(
         default=None,
         repr=False,
@@ -82,8 +84,10 @@ class OpenpiConfig:
     )
     mapping: str | None = attrs.field(
         default=None,
-        metadata={"help": "mapping: a TOML file or a packaged one (libero, droid, metaworld, point2d); "
-                  "default: the one registered for the env's embodiment, openpi:EMBODIMENT"},
+        metadata={
+            "help": "mapping: a TOML file or a packaged one (libero, droid, metaworld, point2d); "
+            "default: the one registered for the env's embodiment, openpi:EMBODIMENT"
+        },
     )
     connections_per_host: int = attrs.field(
         default=1,
@@ -129,10 +133,10 @@ class OpenpiPolicy(Policy):
     def _mapping(self) -> OpenpiMapping:
         if self.config.mapping:
             return resolve_mapping(self.config.mapping)
-        from arena.plugins import load_plugins
+        from arena.plugins import current_plugins
 
         name = f"openpi:{self.env_spec.embodiment}"
-        translators = load_plugins().translators
+        translators = current_plugins().translators
         if name not in translators:
             known = ", ".join(n for n in translators.names() if n.startswith("openpi:")) or "none"
             raise MappingError(
@@ -202,10 +206,14 @@ class OpenpiPolicy(Policy):
 
     def _resolve_horizon(self, mapping: OpenpiMapping, problems: list[str]) -> None:
         assert self.translator is not None and self.pool is not None
-        stated = [(n, src) for n, src in (
-            (self.layout.action_horizon if self.layout else None, "server metadata"),
-            (mapping.action_horizon, "mapping action_horizon"),
-        ) if n is not None]
+        stated = [
+            (n, src)
+            for n, src in (
+                (self.layout.action_horizon if self.layout else None, "server metadata"),
+                (mapping.action_horizon, "mapping action_horizon"),
+            )
+            if n is not None
+        ]
         if len({n for n, _ in stated}) > 1:
             problems.append("action horizon: " + ", ".join(f"{src} says {n}" for n, src in stated))
         horizon, source = stated[0] if stated else (None, "")
@@ -235,7 +243,9 @@ class OpenpiPolicy(Policy):
         elif mapping.replan_steps is not None:
             self.execution_horizon = min(mapping.replan_steps, horizon)
             clamp = f", chunk of {horizon} executed whole" if mapping.replan_steps > horizon else ""
-            self._info["execution horizon"] = f"{self.execution_horizon} (mapping replan_steps {mapping.replan_steps}{clamp})"
+            self._info["execution horizon"] = (
+                f"{self.execution_horizon} (mapping replan_steps {mapping.replan_steps}{clamp})"
+            )
 
     def _probe(self, problems: list[str]) -> int | None:
         """One inference on a zero observation; the reply's chunk length (None on failure)."""

@@ -148,7 +148,8 @@ class OpenpiPool:
         for worker in self._workers:
             worker.start()
         logger.info(
-            "openpi pool: %d connection(s) to %s", len(self._slots),
+            "openpi pool: %d connection(s) to %s",
+            len(self._slots),
             ", ".join(_endpoint(h, p) for h, p in self.endpoints),
         )
 
@@ -328,7 +329,8 @@ class OpenpiPool:
                     raise
                 logger.warning(
                     "openpi replica %s unreachable (%s); failing over to another replica",
-                    slot.client.endpoint, exc,
+                    slot.client.endpoint,
+                    exc,
                 )
             finally:
                 self._release(slot)

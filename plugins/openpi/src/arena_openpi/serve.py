@@ -76,11 +76,17 @@ class ServedOpenpiPolicy:
                 if not isinstance(value, str):
                     raise ContractError(f"{key}: expected str (the instruction), received {type(value).__name__}")
                 continue
-            ok = isinstance(value, np.ndarray) and value.shape == entry.shape and (
-                value.dtype == np.uint8 if entry.kind == "image" else value.dtype.kind in "fiu"
+            ok = (
+                isinstance(value, np.ndarray)
+                and value.shape == entry.shape
+                and (value.dtype == np.uint8 if entry.kind == "image" else value.dtype.kind in "fiu")
             )
             if not ok:
-                got = f"{value.dtype} {shape_text(value.shape)}" if isinstance(value, np.ndarray) else type(value).__name__
+                got = (
+                    f"{value.dtype} {shape_text(value.shape)}"
+                    if isinstance(value, np.ndarray)
+                    else type(value).__name__
+                )
                 raise ContractError(f"{key}: expected {_expected(entry.kind, entry.shape)}, received {got}")
             if entry.kind == "image":
                 assert entry.camera is not None
@@ -108,7 +114,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The protocol's flags of ``arena-openpi serve`` (the shared ones come from serve_main)."""
     g = parser.add_argument_group("openpi server")
     g.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
-    g.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})")
+    g.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})"
+    )
     g.add_argument("--port-file", default=None, help="write the bound port to this file once listening (atomic)")
     g.add_argument(
         "--api-key",
@@ -160,9 +168,15 @@ def serve(served: ServedPolicy, args: argparse.Namespace) -> int:
     layout = handler.layout
     log.info(
         "serving policy %s for %s on ws://%s:%d (API key %s): %s -> %s (%d, %d)",
-        served.name, served.env_id, args.host, server.port, "required" if api_key else "not required",
+        served.name,
+        served.env_id,
+        args.host,
+        server.port,
+        "required" if api_key else "not required",
         ", ".join(f"{k} {shape_text(e.shape) if e.kind != 'prompt' else 'str'}" for k, e in layout.entries.items()),
-        ACTIONS_KEY, layout.action_horizon, layout.action_dim,
+        ACTIONS_KEY,
+        layout.action_horizon,
+        layout.action_dim,
     )
     if args.port_file:
         tmp = f"{args.port_file}.tmp"

@@ -182,7 +182,10 @@ class OpenpiServer:
                 self.port = server.sockets[0].getsockname()[1]
                 logger.info(
                     "openpi server listening on ws://%s:%d (concurrency=%s, auth=%s)",
-                    self.host, self.port, self._concurrency, "api-key" if self._api_key else "none",
+                    self.host,
+                    self.port,
+                    self._concurrency,
+                    "api-key" if self._api_key else "none",
                 )
                 self._ready.set()
                 await self._stop_event.wait()
@@ -207,8 +210,9 @@ class OpenpiServer:
             if not hmac.compare_digest(
                 supplied.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
             ):
-                logger.warning("openpi server: refused connection from %s: bad or missing API key",
-                               connection.remote_address)
+                logger.warning(
+                    "openpi server: refused connection from %s: bad or missing API key", connection.remote_address
+                )
                 return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Unauthorized: missing or invalid API key\n")
         return None
 
@@ -290,15 +294,21 @@ def _load_policy(spec: str, kwargs: dict[str, Any]) -> SupportsInfer | InferFn:
 def main(argv: list[str] | None = None) -> None:
     """``python -m arena_openpi.server``: serve ``module:factory(**policy_args)``."""
     parser = argparse.ArgumentParser(prog="python -m arena_openpi.server", description=main.__doc__)
-    parser.add_argument("--policy", required=True,
-                        help="module:factory; factory(**policy_args) returns an object with infer(obs) or a function")
+    parser.add_argument(
+        "--policy",
+        required=True,
+        help="module:factory; factory(**policy_args) returns an object with infer(obs) or a function",
+    )
     parser.add_argument("--policy-args", default="{}", help="JSON object of keyword arguments for the factory")
     parser.add_argument("--metadata", default="{}", help="JSON object sent as the metadata frame")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (see --port-file)")
     parser.add_argument("--port-file", help="write the bound port here once listening (atomic)")
-    parser.add_argument("--api-key", default=os.environ.get("OPENPI_API_KEY"),
-                        help="require 'Authorization: Api-Key KEY' (default: $OPENPI_API_KEY)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("OPENPI_API_KEY"),
+        help="require 'Authorization: Api-Key KEY' (default: $OPENPI_API_KEY)",
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="max simultaneous inferences; 0 = unlimited")
     parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
     parser.add_argument("--log-level", default="INFO")

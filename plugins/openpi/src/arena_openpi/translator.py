@@ -165,8 +165,10 @@ class Translator:
         return self.prompt_key is not None
 
     def info(self) -> dict[str, str]:
-        out = {f"key {k}": f"{v.kind} {shape_text(v.shape)} <- {v.source}" if v.kind != "prompt" else f"str <- {v.source}"
-               for k, v in self.keys.items()}
+        out = {
+            f"key {k}": f"{v.kind} {shape_text(v.shape)} <- {v.source}" if v.kind != "prompt" else f"str <- {v.source}"
+            for k, v in self.keys.items()
+        }
         for e in self.images:
             steps = [s for s in ("rotate 180" if e.rotate180 else "", "resize with pad" if e.size else "") if s]
             if steps:
@@ -217,9 +219,7 @@ class Translator:
     def reply_actions(self, result: Mapping[str, Any]) -> np.ndarray:
         """The (H, A) chunk of one result map; PolicyError naming the key and shapes otherwise."""
         if self.action_key not in result:
-            raise PolicyError(
-                f"openpi: reply has no {self.action_key!r} key (keys: {sorted(map(str, result))})"
-            )
+            raise PolicyError(f"openpi: reply has no {self.action_key!r} key (keys: {sorted(map(str, result))})")
         value = result[self.action_key]
         if not isinstance(value, np.ndarray) or value.ndim != 2 or value.dtype.kind not in "fiu":
             got = f"{value.dtype} {shape_text(value.shape)}" if isinstance(value, np.ndarray) else type(value).__name__
