@@ -294,3 +294,55 @@ def test_resume_needs_a_run_directory(tmp_path: Path) -> None:
 def test_output_and_resume_must_agree(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="name different directories"):
         run_random(output=tmp_path / "a", resume=tmp_path / "b")
+
+
+def _remote_policy():
+    import attrs
+    from arena_core_testlib import GoalSeekingPolicy
+
+    @attrs.define
+    class RemoteConfig:
+        host: str = attrs.field(default="a", metadata={"identity": False, "help": "server"})
+        token: str | None = attrs.field(default=None, metadata={"identity": False, "secret": True})
+        gain: float = attrs.field(default=1.0)
+        action_horizon: int = 1
+        execution_horizon: int | None = None
+
+    class Remote(GoalSeekingPolicy):
+        Config = RemoteConfig
+
+    return Remote
+
+
+def test_resume_accepts_changed_non_identity_fields_and_secrets_never_reach_disk(tmp_path: Path) -> None:
+    remote = _remote_policy()
+    run = tmp_path / "run"
+    stop = {"n": 0}
+
+    def interrupt(record, done, total):
+        stop["n"] += 1
+        if stop["n"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        arena.evaluate(
+            remote,
+            "debug/reach",
+            episodes=4,
+            output=run,
+            on_episode=interrupt,
+            policy_config={"host": "a", "token": "s3cret"},
+        )
+    stored = json.loads((run / "config.json").read_text())
+    assert "host" not in stored["policy_config"] and "token" not in stored["policy_config"]
+    # another server and token: same episodes, so resuming is allowed
+    summary = arena.evaluate(
+        remote, "debug/reach", episodes=4, resume=run, policy_config={"host": "b", "token": "other"}
+    )
+    assert summary.overall.episodes == 4
+    text = (run / "summary.json").read_text()
+    assert "s3cret" not in text and "other" not in text
+    assert json.loads(text)["config"]["policy_config"] == {"host": "b", "token": "<redacted>", "gain": 1.0, "action_horizon": 1, "execution_horizon": None}
+    # a field that does decide outcomes is still compared
+    with pytest.raises(ConfigError, match=r"policy_config.gain: stored 1.0, now 2.0"):
+        arena.evaluate(remote, "debug/reach", episodes=4, resume=run, policy_config={"gain": 2.0})

@@ -105,9 +105,9 @@ def evaluate(
             steps = max_steps or spec.max_episode_steps
             config = {
                 "policy": policy_name,
-                "policy_config": pol_cfg,
+                "policy_config": config_to_dict(pol_cfg),
                 "env": env,
-                "env_config": env_cfg,
+                "env_config": config_to_dict(env_cfg),
                 "scheduler": scheduler,
                 "scheduler_config": {
                     "execution_horizon": getattr(sched, "execution_horizon", None),
@@ -136,6 +136,8 @@ def evaluate(
                     check_video_options(spec, video_camera)
                 run_dir = RunDir(path)
                 identity = {k: v for k, v in config.items() if k not in NON_IDENTITY_KEYS}
+                identity["policy_config"] = config_to_dict(pol_cfg, identity=True)
+                identity["env_config"] = config_to_dict(env_cfg, identity=True)
                 run_dir.create(identity, resume=resume is not None)
                 if resume is not None:
                     planned = {(e.task, e.index) for e in plan}

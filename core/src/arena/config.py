@@ -153,13 +153,20 @@ def make_config(cls: type, values: Mapping[str, Any] | None = None) -> Any:
         raise ConfigError(f"{cls.__name__}: {exc}") from None
 
 
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """JSON-ready dict of a config instance (tuples become lists; secret fields redacted)."""
+def config_to_dict(config: Any, identity: bool = False) -> dict[str, Any]:
+    """JSON-ready dict of a config instance (tuples become lists; secret fields redacted).
+
+    With ``identity`` only the fields that decide which episodes run and how
+    they turn out: fields marked ``metadata={"identity": False}`` (a server's
+    address, timeouts) are left out, so ``--resume`` may change them.
+    """
     if config is None or not attrs.has(type(config)):
         return {}
     # attr.asdict (not attrs.asdict, which keeps tuples) turns tuples into lists, as JSON stores them
     out = attr.asdict(config, retain_collection_types=False)
     for f in attrs.fields(type(config)):
-        if f.metadata.get("secret") and out.get(f.name) is not None:
+        if identity and f.metadata.get("identity", True) is False:
+            del out[f.name]
+        elif f.metadata.get("secret") and out.get(f.name) is not None:
             out[f.name] = REDACTED
     return out

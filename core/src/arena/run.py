@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from arena.compat import check_compat  # noqa: F401 - re-exported: callers import it from here
-from arena.config import add_config_arguments, config_to_dict, make_config
+from arena.config import add_config_arguments, make_config
 from arena.contract import EnvSpec
 from arena.env import VectorEnv
 from arena.errors import ConfigError, RegistryError
@@ -112,7 +112,7 @@ PolicyFactory = Callable[[EnvSpec, int], Policy]
 
 def make_policy(
     plugins: Plugins, policy: str | type | PolicyFactory, config_values: Any, spec: EnvSpec, num_envs: int
-) -> tuple[Policy, str, dict[str, Any]]:
+) -> tuple[Policy, str, Any]:
     """Build the policy from a family name, a Policy subclass, or a factory(env_spec, num_envs)."""
     with using_plugins(plugins):
         return _make_policy(plugins, policy, config_values, spec, num_envs)
@@ -120,24 +120,24 @@ def make_policy(
 
 def _make_policy(
     plugins: Plugins, policy: str | type | PolicyFactory, config_values: Any, spec: EnvSpec, num_envs: int
-) -> tuple[Policy, str, dict[str, Any]]:
+) -> tuple[Policy, str, Any]:
     if isinstance(policy, str):
         entry = plugins.policies.get(policy)
         config = build_config(entry.config, config_values)
-        return entry.obj(config, spec, num_envs), policy, config_to_dict(config)
+        return entry.obj(config, spec, num_envs), policy, config
     if isinstance(policy, type) and issubclass(policy, Policy):
         config = build_config(getattr(policy, "Config", None), config_values)
-        return policy(config, spec, num_envs), policy.__name__, config_to_dict(config)
+        return policy(config, spec, num_envs), policy.__name__, config
     if callable(policy):
         made = policy(spec, num_envs)
         if not isinstance(made, Policy):
             raise ConfigError(f"policy factory returned {type(made).__name__}, expected an arena.Policy")
-        return made, type(made).__name__, {}
+        return made, type(made).__name__, getattr(made, "config", None)
     raise ConfigError(f"policy: expected a family name, a Policy subclass or a factory, got {policy!r}")
 
 
-def make_env(plugins: Plugins, env_id: str, config_values: Any, num_envs: int) -> tuple[VectorEnv, dict[str, Any]]:
+def make_env(plugins: Plugins, env_id: str, config_values: Any, num_envs: int) -> tuple[VectorEnv, Any]:
     entry, sub = resolve_env(plugins, env_id)
     config = build_config(entry.config, config_values)
     with using_plugins(plugins):
-        return entry.obj.make(sub, config, num_envs), config_to_dict(config)
+        return entry.obj.make(sub, config, num_envs), config

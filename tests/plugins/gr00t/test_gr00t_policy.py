@@ -233,10 +233,12 @@ def test_token_is_sent_and_redacted_in_results(tmp_path, monkeypatch, spec):
     assert any("Unauthorized" in p for p in refused)
     assert from_env == []
     assert summary.overall.episodes == 1
-    for name in ("config.json", "summary.json"):
-        text = (tmp_path / "run" / name).read_text()
-        assert "tok-123" not in text and '"api_token": "<redacted>"' in text
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["policy_config"]["port"] == server.port
+    summary_text = (tmp_path / "run" / "summary.json").read_text()
+    assert "tok-123" not in summary_text and '"api_token": "<redacted>"' in summary_text
+    assert json.loads(summary_text)["config"]["policy_config"]["port"] == server.port
+    # config.json is the run's identity: connection fields (and so the token) are not part of it
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())["policy_config"]
+    assert "api_token" not in stored and "port" not in stored and "host" not in stored
 
 
 def test_replicas_share_one_batch_and_must_agree(spec):

@@ -66,32 +66,52 @@ class Gr00tConfig:
     host: str = attrs.field(
         default="127.0.0.1",
         validator=_hosts_ok,
-        metadata={"help": "GR00T server: HOST, HOST:PORT, or replicas a:5555,b:5555 (each batch is split across them)"},
+        metadata={
+            "identity": False,
+            "help": "GR00T server: HOST, HOST:PORT, or replicas a:5555,b:5555 (each batch is split across them)",
+        },
     )
     port: int = attrs.field(
-        default=DEFAULT_PORT, validator=_at_least(1), metadata={"help": "port of hosts given without one"}
+        default=DEFAULT_PORT,
+        validator=_at_least(1),
+        metadata={"identity": False, "help": "port of hosts given without one"},
     )
     api_token: str | None = attrs.field(
         default=None,
         repr=False,
-        metadata={"help": f"API token sent with every request (default: ${TOKEN_ENV})", "secret": True},
+        metadata={
+            "identity": False,
+            "help": f"API token sent with every request (default: ${TOKEN_ENV})",
+            "secret": True,
+        },
     )
     timeout: float = attrs.field(
-        default=10.0, validator=_at_least(0, strict=True), metadata={"help": "seconds to wait for one reply"}
+        default=10.0,
+        validator=_at_least(0, strict=True),
+        metadata={"identity": False, "help": "seconds to wait for one reply"},
     )
     retries: int = attrs.field(
-        default=3, validator=_at_least(0), metadata={"help": "extra attempts after a timeout or socket error"}
+        default=3,
+        validator=_at_least(0),
+        metadata={"identity": False, "help": "extra attempts after a timeout or socket error"},
     )
     deadline: float | None = attrs.field(
         default=None,
         validator=_at_least(0, strict=True),
-        metadata={"help": "cap in seconds on one call, attempts and backoff included (none: retries decide)"},
+        metadata={
+            "identity": False,
+            "help": "cap in seconds on one call, attempts and backoff included (none: retries decide)",
+        },
     )
     backoff: float = attrs.field(
-        default=0.05, validator=_at_least(0), metadata={"help": "first pause in seconds between attempts (doubles)"}
+        default=0.05,
+        validator=_at_least(0),
+        metadata={"identity": False, "help": "first pause in seconds between attempts (doubles)"},
     )
     max_backoff: float = attrs.field(
-        default=1.0, validator=_at_least(0), metadata={"help": "longest pause in seconds between attempts"}
+        default=1.0,
+        validator=_at_least(0),
+        metadata={"identity": False, "help": "longest pause in seconds between attempts"},
     )
     mapping: str | None = attrs.field(
         default=None,
@@ -105,11 +125,14 @@ class Gr00tConfig:
     probe: bool = attrs.field(
         default=True,
         metadata={
-            "help": "at preflight send one get_action with a zero observation to detect the form and check action shapes"
+            "identity": False,
+            "help": "at preflight send one get_action with a zero observation to detect the form and check action shapes",
         },
     )
     max_message_bytes: int = attrs.field(
-        default=DEFAULT_MAX_MESSAGE_BYTES, validator=_at_least(1), metadata={"help": "largest reply accepted, in bytes"}
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        validator=_at_least(1),
+        metadata={"identity": False, "help": "largest reply accepted, in bytes"},
     )
 
 

@@ -58,5 +58,8 @@ class MetaWorldConfig:
     worker_timeout_s: float = attrs.field(
         default=120.0,
         validator=_at_least(1.0),
-        metadata={"help": "seconds a worker process may take to answer before it is killed and replaced"},
+        metadata={
+            "identity": False,
+            "help": "seconds a worker process may take to answer before it is killed and replaced",
+        },
     )

@@ -67,20 +67,32 @@ class OpenpiConfig:
     host: str = attrs.field(
         default="127.0.0.1",
         validator=_hosts_ok,
-        metadata={"help": "openpi server: HOST, HOST:PORT, or replicas a:8000,b:8000 (requests are spread over them)"},
+        metadata={
+            "identity": False,
+            "help": "openpi server: HOST, HOST:PORT, or replicas a:8000,b:8000 (requests are spread over them)",
+        },
     )
     port: int = attrs.field(
-        default=DEFAULT_PORT, validator=_at_least(1), metadata={"help": "port of hosts given without one"}
+        default=DEFAULT_PORT,
+        validator=_at_least(1),
+        metadata={"identity": False, "help": "port of hosts given without one"},
     )
     api_key: str | None = attrs.field(
         default=None,
         repr=False,
-        metadata={"help": f"sent as 'Authorization: Api-Key KEY' (default: ${API_KEY_ENV})", "secret": True},
+        metadata={
+            "identity": False,
+            "help": f"sent as 'Authorization: Api-Key KEY' (default: ${API_KEY_ENV})",
+            "secret": True,
+        },
     )
     timeout: float = attrs.field(
         default=300.0,
         validator=_at_least(0, strict=True),
-        metadata={"help": "seconds to wait for one reply (generous: a first inference may compile for minutes)"},
+        metadata={
+            "identity": False,
+            "help": "seconds to wait for one reply (generous: a first inference may compile for minutes)",
+        },
     )
     mapping: str | None = attrs.field(
         default=None,
@@ -92,7 +104,10 @@ class OpenpiConfig:
     connections_per_host: int = attrs.field(
         default=1,
         validator=_at_least(1),
-        metadata={"help": "connections (= requests in flight) per replica; a stock server infers one at a time"},
+        metadata={
+            "identity": False,
+            "help": "connections (= requests in flight) per replica; a stock server infers one at a time",
+        },
     )
     replan_steps: int | None = attrs.field(
         default=None,
@@ -101,12 +116,18 @@ class OpenpiConfig:
     )
     probe: bool = attrs.field(
         default=True,
-        metadata={"help": "at preflight send one zero observation to learn the chunk length and check the reply"},
+        metadata={
+            "identity": False,
+            "help": "at preflight send one zero observation to learn the chunk length and check the reply",
+        },
     )
     reconnect_deadline: float = attrs.field(
         default=30.0,
         validator=_at_least(0, strict=True),
-        metadata={"help": "seconds to keep reconnecting to a replica that went away (e.g. restarted)"},
+        metadata={
+            "identity": False,
+            "help": "seconds to keep reconnecting to a replica that went away (e.g. restarted)",
+        },
     )
 
 
