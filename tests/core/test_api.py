@@ -42,7 +42,10 @@ def test_evaluate_a_factory() -> None:
     policy = factory.policy
     assert policy.num_envs == 2 and policy.env_spec.name == "debug/reach"
     assert policy.closed
-    assert summary.config["policy"] == "GoalSeekingPolicy" and summary.config["policy_config"] == {"action_horizon": 2, "execution_horizon": 1}
+    assert summary.config["policy"] == "GoalSeekingPolicy" and summary.config["policy_config"] == {
+        "action_horizon": 2,
+        "execution_horizon": 1,
+    }
     assert summary.config["scheduler_config"]["execution_horizon"] == 1  # the policy's suggestion
     assert all(r.timings["inferences"] == r.length for r in records)
 

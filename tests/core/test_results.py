@@ -342,7 +342,13 @@ def test_resume_accepts_changed_non_identity_fields_and_secrets_never_reach_disk
     assert summary.overall.episodes == 4
     text = (run / "summary.json").read_text()
     assert "s3cret" not in text and "other" not in text
-    assert json.loads(text)["config"]["policy_config"] == {"host": "b", "token": "<redacted>", "gain": 1.0, "action_horizon": 1, "execution_horizon": None}
+    assert json.loads(text)["config"]["policy_config"] == {
+        "host": "b",
+        "token": "<redacted>",
+        "gain": 1.0,
+        "action_horizon": 1,
+        "execution_horizon": None,
+    }
     # a field that does decide outcomes is still compared
     with pytest.raises(ConfigError, match=r"policy_config.gain: stored 1.0, now 2.0"):
         arena.evaluate(remote, "debug/reach", episodes=4, resume=run, policy_config={"gain": 2.0})
