@@ -15,6 +15,7 @@ instead of arena_openpi's OpenpiServer(concurrency=1).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import pathlib
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -105,6 +107,49 @@ def _start_replica(latency_s: float, stock: bool, workdir: pathlib.Path) -> tupl
     return proc, port
 
 
+@contextlib.contextmanager
+def replicas(args: argparse.Namespace, prefix: str) -> Iterator[list[int]]:
+    """``args.replicas`` fixed-latency replicas in subprocesses (see :func:`add_replica_arguments`): their ports."""
+    procs: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        try:
+            ports = []
+            for _ in range(args.replicas):
+                proc, port = _start_replica(args.latency_ms / 1000, args.stock, pathlib.Path(tmp))
+                procs.append(proc)
+                ports.append(port)
+            yield ports
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+
+
+def add_replica_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the replicas and of the timing, shared with openpi_policy_fanout.py."""
+    parser.add_argument("--replicas", type=int, default=4, help="replicas in the fan-out configuration")
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--stock", action="store_true", help="replicas run openpi's own WebsocketPolicyServer")
+
+
+def server_label(stock: bool) -> str:
+    return "stock openpi WebsocketPolicyServer" if stock else "arena_openpi OpenpiServer(concurrency=1)"
+
+
+def time_rounds(rounds: int, one_round: Callable[[], object]) -> tuple[float, dict[str, float]]:
+    """``one_round()`` ``rounds`` times: total seconds, and the median and longest round in ms."""
+    round_s = []
+    start = time.perf_counter()
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        one_round()
+        round_s.append(time.perf_counter() - t0)
+    total_s = time.perf_counter() - start
+    return total_s, {"round_ms_p50": statistics.median(round_s) * 1000, "round_ms_max": max(round_s) * 1000}
+
+
 def _observations(n: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(0)
     return [
@@ -127,31 +172,24 @@ def run_config(ports: list[int], connections: int, batch: int, rounds: int, warm
     with OpenpiPool([("127.0.0.1", p) for p in ports], connections_per_host=per_host) as pool:
         for _ in range(warmup):
             pool.infer_many(observations)
-        round_s = []
-        start = time.perf_counter()
-        for _ in range(rounds):
-            t0 = time.perf_counter()
+
+        def one_round() -> None:
             results = pool.infer_many(observations)
-            round_s.append(time.perf_counter() - t0)
             assert [r["id"] for r in results] == list(range(batch))
-        total_s = time.perf_counter() - start
+
+        total_s, round_ms = time_rounds(rounds, one_round)
     return {
         "replicas": len(ports),
         "connections": per_host * len(ports),
         "obs_per_s": batch * rounds / total_s,
-        "round_ms_p50": statistics.median(round_s) * 1000,
-        "round_ms_max": max(round_s) * 1000,
+        **round_ms,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8, help="observations needing inference at once")
-    parser.add_argument("--replicas", type=int, default=4, help="replicas in the fan-out configuration")
-    parser.add_argument("--rounds", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--stock", action="store_true", help="replicas run openpi's own WebsocketPolicyServer")
+    add_replica_arguments(parser)
     parser.add_argument("--serve-stock", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_stock:
@@ -159,24 +197,12 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    procs: list[subprocess.Popen] = []
-    with tempfile.TemporaryDirectory(prefix="openpi-fanout-") as tmp:
-        try:
-            ports = []
-            for _ in range(args.replicas):
-                proc, port = _start_replica(args.latency_ms / 1000, args.stock, pathlib.Path(tmp))
-                procs.append(proc)
-                ports.append(port)
-            results = [
-                run_config(ports[:1], args.batch, args.batch, args.rounds, args.warmup),
-                run_config(ports, args.batch, args.batch, args.rounds, args.warmup),
-            ]
-        finally:
-            for proc in procs:
-                proc.kill()
-                proc.wait()
-    server = "stock openpi WebsocketPolicyServer" if args.stock else "arena_openpi OpenpiServer(concurrency=1)"
-    print(f"server={server!r} batch={args.batch} latency_ms={args.latency_ms} rounds={args.rounds}")
+    with replicas(args, "openpi-fanout-") as ports:
+        results = [
+            run_config(ports[:1], args.batch, args.batch, args.rounds, args.warmup),
+            run_config(ports, args.batch, args.batch, args.rounds, args.warmup),
+        ]
+    print(f"server={server_label(args.stock)!r} batch={args.batch} latency_ms={args.latency_ms} rounds={args.rounds}")
     for r in results:
         print(
             f"replicas={r['replicas']} connections={r['connections']} obs_per_s={r['obs_per_s']:.1f} "

@@ -19,9 +19,7 @@ import argparse
 import logging
 import pathlib
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -29,7 +27,7 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from openpi_fanout import _start_replica  # noqa: E402
+from openpi_fanout import add_replica_arguments, replicas, server_label, time_rounds  # noqa: E402
 
 
 def libero_like_spec(size: int):  # noqa: ANN201 - arena.contract.EnvSpec
@@ -87,21 +85,18 @@ def run_config(ports: list[int], envs: int, size: int, rounds: int, warmup: int)
             t0 = time.perf_counter()
             policy.translator.encode(obs, np.arange(envs))
             encode_s.append(time.perf_counter() - t0)
-        round_s = []
-        start = time.perf_counter()
-        for _ in range(rounds):
-            t0 = time.perf_counter()
+
+        def one_round() -> None:
             chunk = policy.infer(obs, mask)
-            round_s.append(time.perf_counter() - t0)
             assert chunk.actions.shape == (envs, 10, 7)
-        total_s = time.perf_counter() - start
+
+        total_s, round_ms = time_rounds(rounds, one_round)
         connections = policy.pool.size if policy.pool else 0
     return {
         "replicas": len(ports),
         "connections": connections,
         "envs_per_s": envs * rounds / total_s,
-        "round_ms_p50": statistics.median(round_s) * 1000,
-        "round_ms_max": max(round_s) * 1000,
+        **round_ms,
         "encode_ms_p50": statistics.median(encode_s) * 1000,
     }
 
@@ -109,34 +104,18 @@ def run_config(ports: list[int], envs: int, size: int, rounds: int, warmup: int)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", type=int, default=8, help="envs needing a chunk at once")
-    parser.add_argument("--replicas", type=int, default=4, help="replicas in the fan-out configuration")
-    parser.add_argument("--rounds", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--latency-ms", type=float, default=20.0)
+    add_replica_arguments(parser)
     parser.add_argument("--image-size", type=int, default=224, help="env render size (224: no resize needed)")
-    parser.add_argument("--stock", action="store_true", help="replicas run openpi's own WebsocketPolicyServer")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    procs: list[subprocess.Popen] = []
-    with tempfile.TemporaryDirectory(prefix="openpi-policy-fanout-") as tmp:
-        try:
-            ports = []
-            for _ in range(args.replicas):
-                proc, port = _start_replica(args.latency_ms / 1000, args.stock, pathlib.Path(tmp))
-                procs.append(proc)
-                ports.append(port)
-            results = [
-                run_config(ports[:1], args.envs, args.image_size, args.rounds, args.warmup),
-                run_config(ports, args.envs, args.image_size, args.rounds, args.warmup),
-            ]
-        finally:
-            for proc in procs:
-                proc.kill()
-                proc.wait()
-    server = "stock openpi WebsocketPolicyServer" if args.stock else "arena_openpi OpenpiServer(concurrency=1)"
+    with replicas(args, "openpi-policy-fanout-") as ports:
+        results = [
+            run_config(ports[:1], args.envs, args.image_size, args.rounds, args.warmup),
+            run_config(ports, args.envs, args.image_size, args.rounds, args.warmup),
+        ]
     print(
-        f"server={server!r} envs={args.envs} image_size={args.image_size} latency_ms={args.latency_ms} "
+        f"server={server_label(args.stock)!r} envs={args.envs} image_size={args.image_size} latency_ms={args.latency_ms} "
         f"rounds={args.rounds} (through OpenpiPolicy.infer, LIBERO mapping)"
     )
     for r in results:

@@ -91,6 +91,18 @@ class GoalSeekingPolicy(Policy):
         self.closed = True
 
 
+class Greedy(Policy):
+    """Deterministic, camera-free: full speed toward the goal (reaches it in a few steps)."""
+
+    def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
+        ids = np.flatnonzero(env_mask)
+        delta = np.asarray(observation.state["goal"])[ids] - np.asarray(observation.state["position"])[ids]
+        return ActionChunk(np.clip(delta / 0.1, -1, 1).astype(np.float32)[:, None, :], observation.env_ids[ids])
+
+    def describe(self) -> PolicyDescription:
+        return PolicyDescription(family="greedy", action_horizon=1, action_dim=2)
+
+
 def red_block_matches(image: np.ndarray, position: np.ndarray) -> bool:
     """True when the pure-red pixels of a debug ``top`` image are exactly the 3x3 point marker at ``position``."""
     size = image.shape[0]
@@ -143,8 +155,18 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
+def read_records(run: Path) -> list[EpisodeRecord]:
+    """The episodes of run directory ``run``, in file order."""
+    return [EpisodeRecord.from_dict(d) for d in read_jsonl(Path(run) / "episodes.jsonl")]
+
+
 def ceil_div(a: int, b: int) -> int:
     return int(math.ceil(a / b))
+
+
+def eval_argv(policy: str, env: str, output: Path | str, *flags: str) -> list[str]:
+    """``eval --policy P --env E FLAGS --output OUT --no-progress``: the usual ``arena eval`` of the CLI tests."""
+    return ["eval", "--policy", policy, "--env", env, *flags, "--output", str(output), "--no-progress"]
 
 
 # -- fake installed distributions (real entry points) -------------------------------------------------

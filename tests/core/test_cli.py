@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from arena_core_testlib import MISSPELLED, policy_plugin_source, read_jsonl
+from arena_core_testlib import MISSPELLED, eval_argv, policy_plugin_source, read_jsonl
 
 from arena.cli import main
 
@@ -196,26 +196,8 @@ def test_no_command_prints_help(capsys) -> None:
 
 def test_eval_writes_the_run_and_prints_json(capsys, tmp_path) -> None:
     out_dir = tmp_path / "run"
-    rc, out, err = run(
-        capsys,
-        "eval",
-        "--policy",
-        "random",
-        "--env",
-        "debug/suite",
-        "--episodes",
-        "2",
-        "--seed",
-        "4",
-        "--output",
-        str(out_dir),
-        "--json",
-        "--no-progress",
-        "--action-horizon",
-        "2",
-        "--execution-horizon",
-        "1",
-    )
+    flags = ("--episodes", "2", "--seed", "4", "--json", "--action-horizon", "2", "--execution-horizon", "1")
+    rc, out, err = run(capsys, *eval_argv("random", "debug/suite", out_dir, *flags))
     assert rc == 0
     summary = json.loads(out)
     assert summary["overall"]["episodes"] == 4
@@ -229,21 +211,7 @@ def test_eval_writes_the_run_and_prints_json(capsys, tmp_path) -> None:
 
 def test_eval_prints_a_table(capsys, tmp_path) -> None:
     out_dir = tmp_path / "run"
-    rc, out, _ = run(
-        capsys,
-        "eval",
-        "--policy",
-        "zero",
-        "--env",
-        "debug/reach",
-        "--episodes",
-        "3",
-        "--max-steps",
-        "4",
-        "--output",
-        str(out_dir),
-        "--no-progress",
-    )
+    rc, out, _ = run(capsys, *eval_argv("zero", "debug/reach", out_dir, "--episodes", "3", "--max-steps", "4"))
     assert rc == 0
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["task", "episodes"]
@@ -256,20 +224,7 @@ def test_eval_env_flags_reach_the_env(capsys, tmp_path) -> None:
     out_dir = tmp_path / "run"
     rc, _, _ = run(
         capsys,
-        "eval",
-        "--policy",
-        "zero",
-        "--env",
-        "debug/reach",
-        "--episodes",
-        "3",
-        "--max-steps",
-        "5",
-        "--crash-episodes",
-        "0,2",
-        "--output",
-        str(out_dir),
-        "--no-progress",
+        *eval_argv("zero", "debug/reach", out_dir, "--episodes", "3", "--max-steps", "5", "--crash-episodes", "0,2"),
     )
     assert rc == 0
     records = {r["episode_index"]: r for r in read_jsonl(out_dir / "episodes.jsonl")}
@@ -278,20 +233,7 @@ def test_eval_env_flags_reach_the_env(capsys, tmp_path) -> None:
 
 def test_eval_refuses_an_output_holding_episodes(capsys, tmp_path) -> None:
     out_dir = tmp_path / "run"
-    args = [
-        "eval",
-        "--policy",
-        "zero",
-        "--env",
-        "debug/reach",
-        "--episodes",
-        "2",
-        "--max-steps",
-        "2",
-        "--output",
-        str(out_dir),
-        "--no-progress",
-    ]
+    args = eval_argv("zero", "debug/reach", out_dir, "--episodes", "2", "--max-steps", "2")
     assert run(capsys, *args)[0] == 0
     rc, _, err = run(capsys, *args)
     assert rc == 2

@@ -8,15 +8,13 @@ from fractions import Fraction
 from pathlib import Path
 from statistics import NormalDist
 
-import numpy as np
 import pytest
+from arena_core_testlib import Greedy
 
 import arena
 from arena.cli import main
 from arena.compare import compare_runs, comparison_table
-from arena.contract import ActionChunk, Observation
 from arena.errors import ConfigError
-from arena.policy import Policy, PolicyDescription
 from arena.stats import compare_proportions, fisher_exact, two_proportion_z
 
 
@@ -61,16 +59,6 @@ def test_small_expected_counts_switch_to_fisher() -> None:
 
 
 # -- runs --------------------------------------------------------------------------------------------
-class Greedy(Policy):
-    def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
-        ids = np.flatnonzero(env_mask)
-        delta = np.asarray(observation.state["goal"])[ids] - np.asarray(observation.state["position"])[ids]
-        return ActionChunk(np.clip(delta / 0.1, -1, 1).astype(np.float32)[:, None, :], observation.env_ids[ids])
-
-    def describe(self) -> PolicyDescription:
-        return PolicyDescription(family="greedy", action_horizon=1, action_dim=2)
-
-
 @pytest.fixture
 def runs(tmp_path: Path) -> dict[str, Path]:
     out = {"good": tmp_path / "good", "bad": tmp_path / "bad", "reach-only": tmp_path / "reach-only"}

@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,8 +26,6 @@ import pytest
 
 from arena.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
-HELLO = ROOT / "examples" / "arena-hello"
 KILL_POINTS = 3
 
 
@@ -44,31 +41,6 @@ class Setup:
 def _arena_command() -> list[str]:
     script = Path(sys.executable).parent / "arena"
     return [str(script)] if script.exists() else [sys.executable, "-m", "arena.cli"]
-
-
-@pytest.fixture(scope="module")
-def hello_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example plugin pip-installed into a private target dir (as tests/examples does)."""
-    target = tmp_path_factory.mktemp("hello-site")
-    src = tmp_path_factory.mktemp("hello-src") / "arena-hello"
-    shutil.copytree(HELLO, src, ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(src),
-        ],
-        check=True,
-        timeout=180,
-    )
-    return target
 
 
 def _setup(name: str, hello_site: Path) -> Setup:

@@ -10,47 +10,16 @@ from typing import Any
 import imageio.v2 as iio
 import numpy as np
 import pytest
+from arena_core_testlib import Greedy, eval_argv, read_records
 
 import arena
 import arena.evaluator
 import arena.video
 from arena.builtins.debug_env import DebugVectorEnv
 from arena.cli import main
-from arena.contract import ActionChunk, Observation
+from arena.contract import Observation
 from arena.errors import ConfigError
-from arena.policy import Policy, PolicyDescription
-from arena.results import EpisodeRecord
 from arena.video import VideoRecorder, list_videos, parse_video_name, video_name
-
-
-class Greedy(Policy):
-    """Deterministic, camera-free: full speed toward the goal (reaches it in a few steps)."""
-
-    def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
-        ids = np.flatnonzero(env_mask)
-        delta = np.asarray(observation.state["goal"])[ids] - np.asarray(observation.state["position"])[ids]
-        return ActionChunk(np.clip(delta / 0.1, -1, 1).astype(np.float32)[:, None, :], observation.env_ids[ids])
-
-    def describe(self) -> PolicyDescription:
-        return PolicyDescription(family="greedy", action_horizon=1, action_dim=2)
-
-
-@pytest.fixture
-def made_envs(monkeypatch: pytest.MonkeyPatch) -> list[DebugVectorEnv]:
-    """Every debug env built during the test, to read its render count afterwards."""
-    made: list[DebugVectorEnv] = []
-    original = DebugVectorEnv.__init__
-
-    def init(self: DebugVectorEnv, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        made.append(self)
-
-    monkeypatch.setattr(DebugVectorEnv, "__init__", init)
-    return made
-
-
-def _records(run: Path) -> list[EpisodeRecord]:
-    return [EpisodeRecord.from_dict(json.loads(line)) for line in (run / "episodes.jsonl").read_text().splitlines()]
 
 
 def _frames(path: Path) -> list[np.ndarray]:
@@ -63,7 +32,7 @@ def _start_position(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0.1, 0.3, size=2)
 
 
-def test_k_videos_per_task_named_by_outcome_with_every_frame(tmp_path: Path, made_envs: list[DebugVectorEnv]) -> None:
+def test_k_videos_per_task_named_by_outcome_with_every_frame(tmp_path: Path, debug_envs: list[DebugVectorEnv]) -> None:
     run = tmp_path / "run"
     # episode 1 of each task crashes at step 3 (a failure); episodes 0 and 2 succeed
     arena.evaluate(
@@ -75,7 +44,7 @@ def test_k_videos_per_task_named_by_outcome_with_every_frame(tmp_path: Path, mad
         output=run,
         env_config={"crash_episodes": [1], "image_size": 64},
     )
-    records = {(r.task, r.episode_index): r for r in _records(run)}
+    records = {(r.task, r.episode_index): r for r in read_records(run)}
     files = sorted(p.name for p in (run / "videos").iterdir())
     expected = sorted(
         video_name(task, i, records[(task, i)].success, "top") for task in ("reach", "reach-far") for i in (0, 1)
@@ -98,12 +67,12 @@ def test_k_videos_per_task_named_by_outcome_with_every_frame(tmp_path: Path, mad
     # the policy needs no camera: exactly the recorded episodes' frames were rendered
     # (a step that raised renders nothing: the crashed episodes have one render fewer)
     recorded = [r for r in records.values() if r.episode_index < 2]
-    assert sum(env.render_count() for env in made_envs) == sum(r.length + 1 - int(r.error) for r in recorded)
+    assert sum(env.render_count() for env in debug_envs) == sum(r.length + 1 - int(r.error) for r in recorded)
 
 
-def test_no_videos_renders_nothing_for_a_camera_free_policy(tmp_path: Path, made_envs: list[DebugVectorEnv]) -> None:
+def test_no_videos_renders_nothing_for_a_camera_free_policy(tmp_path: Path, debug_envs: list[DebugVectorEnv]) -> None:
     arena.evaluate(Greedy, "debug/suite", episodes=3, output=tmp_path / "run")
-    assert sum(env.render_count() for env in made_envs) == 0
+    assert sum(env.render_count() for env in debug_envs) == 0
     assert not (tmp_path / "run" / "videos").exists()
 
 
@@ -203,29 +172,12 @@ def test_resume_keeps_recorded_videos_and_rerecords_the_rest(tmp_path: Path) -> 
     arena.evaluate(Greedy, "debug/reach", episodes=3, videos=2, resume=run)
     assert (ep0.stat().st_mtime_ns, ep0.read_bytes()) == before
     assert sorted(p.name for p in (run / "videos").iterdir()) == [ep0.name, ep1.name]
-    assert len(_frames(ep1)) == _records(run)[1].length + 1
+    assert len(_frames(ep1)) == read_records(run)[1].length + 1
 
 
 def test_cli_flags_and_a_chosen_camera(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    rc = main(
-        [
-            "eval",
-            "--policy",
-            "random",
-            "--env",
-            "debug/suite",
-            "--episodes",
-            "2",
-            "--videos",
-            "1",
-            "--video-camera",
-            "top",
-            "--output",
-            str(run),
-            "--no-progress",
-        ]
-    )
+    rc = main(eval_argv("random", "debug/suite", run, "--episodes", "2", "--videos", "1", "--video-camera", "top"))
     assert rc == 0
     assert [(v.task, v.episode_index, v.camera) for v in list_videos(run / "videos")] == [
         ("reach", 0, "top"),
@@ -249,22 +201,7 @@ def test_unknown_camera_is_refused_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    rc = main(
-        [
-            "eval",
-            "--policy",
-            "random",
-            "--env",
-            "debug/reach",
-            "--videos",
-            "1",
-            "--video-camera",
-            "side",
-            "--output",
-            str(run),
-            "--no-progress",
-        ]
-    )
+    rc = main(eval_argv("random", "debug/reach", run, "--videos", "1", "--video-camera", "side"))
     assert rc == 2
     assert "--video-camera: env debug/reach has no camera 'side'; cameras: top" in capsys.readouterr().err
     assert not run.exists()
@@ -288,7 +225,7 @@ def test_a_callers_frame_sink_still_gets_its_frames_next_to_the_videos(tmp_path:
     sink = Counting()
     run = tmp_path / "run"
     arena.evaluate(Greedy, "debug/reach", episodes=3, videos=1, frames=sink, output=run)
-    records = {r.episode_index: r for r in _records(run)}
+    records = {r.episode_index: r for r in read_records(run)}
     assert sink.frames == {1: records[1].length + 1}
     assert [v.episode_index for v in list_videos(run / "videos")] == [0]
     assert len(_frames(run / "videos" / video_name("reach", 0, records[0].success, "top"))) == records[0].length + 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,30 +15,11 @@ EXAMPLE = ROOT / "examples" / "arena-hello"
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """pip-install the example into a private target dir (built from its pyproject, entry point and all)."""
-    target = tmp_path_factory.mktemp("site")
-    src = tmp_path_factory.mktemp("src") / "arena-hello"
-    shutil.copytree(EXAMPLE, src)  # build outside the repo: no build/ or egg-info left behind
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(target),
-            str(src),
-        ],
-        check=True,
-        timeout=180,
-    )
-    assert list(target.glob("arena_hello-*.dist-info")), "the example must install as a distribution"
+def installed(hello_site: Path) -> dict[str, str]:
+    """The environment of an ``arena`` process that sees the pip-installed example (conftest ``hello_site``)."""
+    assert list(hello_site.glob("arena_hello-*.dist-info")), "the example must install as a distribution"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(target), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(hello_site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
 
@@ -47,6 +27,10 @@ def _arena(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "arena.cli", *args], env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def _eval_hello(env: dict[str, str], env_id: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    return _arena(env, "eval", "--policy", "hello", "--env", env_id, *flags)
 
 
 def test_plugin_is_listed_with_its_distribution(installed: dict[str, str]) -> None:
@@ -61,20 +45,7 @@ def test_plugin_is_listed_with_its_distribution(installed: dict[str, str]) -> No
 
 def test_plugin_policy_runs_through_arena_eval(installed: dict[str, str], tmp_path: Path) -> None:
     run = tmp_path / "run"
-    out = _arena(
-        installed,
-        "eval",
-        "--policy",
-        "hello",
-        "--env",
-        "debug/suite",
-        "--episodes",
-        "4",
-        "--gain",
-        "4",
-        "--output",
-        str(run),
-    )
+    out = _eval_hello(installed, "debug/suite", "--episodes", "4", "--gain", "4", "--output", str(run))
     assert out.returncode == 0, out.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["overall"]["episodes"] == 8
@@ -84,18 +55,7 @@ def test_plugin_policy_runs_through_arena_eval(installed: dict[str, str], tmp_pa
 
 
 def test_plugin_flag_errors_name_the_flag(installed: dict[str, str], tmp_path: Path) -> None:
-    out = _arena(
-        installed,
-        "eval",
-        "--policy",
-        "hello",
-        "--env",
-        "debug/reach",
-        "--gain",
-        "fast",
-        "--output",
-        str(tmp_path / "r"),
-    )
+    out = _eval_hello(installed, "debug/reach", "--gain", "fast", "--output", str(tmp_path / "r"))
     assert out.returncode == 2
     assert "--gain: expected a number, got 'fast'" in out.stderr
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from arena.errors import ConfigError, PolicyError
 from arena.policy import NoConfig
+from arena.validators import at_least
 
 __all__ = [
     "ActionScheduler",
@@ -82,16 +83,11 @@ class ActionScheduler(abc.ABC):
             )
 
 
-def _positive_or_none(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise ConfigError(f"--{attribute.name.replace('_', '-')}: expected an integer >= 1, got {value}")
-
-
 @attrs.define
 class ChunkedConfig:
     execution_horizon: int | None = attrs.field(
         default=None,
-        validator=_positive_or_none,
+        validator=at_least(1, kind="an integer"),
         metadata={
             "help": "actions of each chunk executed before querying again, 1..action_horizon "
             "(default: what the policy recommends, else the whole chunk)"

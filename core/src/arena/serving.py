@@ -4,7 +4,8 @@ The reference servers of the protocol plugins (``arena-gr00t serve``,
 ``arena-openpi serve``) decode a native request into a canonical
 :class:`Observation`, ask a :class:`ServedPolicy` for a chunk, and encode the
 reply. This module is the protocol-independent half: building the policy
-for an env spec, batching, and the shared ``serve`` command line.
+for an env spec, batching, the shared ``serve`` command line, and the
+``arena-PROTOCOL COMMAND`` dispatch around it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from arena.run import add_family_options, make_env, make_policy
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ServedPolicy", "serve_main"]
+__all__ = ["ServedPolicy", "command_main", "serve_main"]
 
 
 class ServedPolicy:
@@ -119,3 +120,22 @@ def serve_main(
         return 0
     finally:
         served.close()
+
+
+def command_main(
+    prog: str, usage: str, commands: Mapping[str, Callable[[list[str]], int]], argv: Sequence[str] | None
+) -> int:
+    """A protocol plugin's command (``arena-gr00t serve ...``): ``commands[COMMAND](rest of argv)``.
+
+    Dispatched by hand, not with argparse subparsers: ``serve`` builds its parser only once
+    --policy and --env are known (see :func:`serve_main`).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage, end="")
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command in commands:
+        return commands[command](rest)
+    print(f"{prog}: error: unknown command {command!r}\n\n{usage}", file=sys.stderr, end="")
+    return 2

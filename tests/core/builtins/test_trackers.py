@@ -9,19 +9,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from arena_core_testlib import eval_argv, read_records
 
 import arena
 import arena.plugins
 from arena.builtins import trackers
 from arena.cli import main
 from arena.errors import ConfigError
-from arena.results import EpisodeRecord
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _records(run: Path) -> list[EpisodeRecord]:
-    return [EpisodeRecord.from_dict(json.loads(line)) for line in (run / "episodes.jsonl").read_text().splitlines()]
 
 
 def _scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -44,7 +40,7 @@ def test_tensorboard_gets_every_episode(tmp_path: Path) -> None:
     )
     assert trackers.active_count() == 0  # closed at the end of the run
     scalars = _scalars(run / "tensorboard")
-    records = _records(run)  # in the order the episodes ended: steps 1..6
+    records = read_records(run)  # in the order the episodes ended: steps 1..6
     assert scalars["episode/success"] == [(i + 1, float(r.success)) for i, r in enumerate(records)]
     assert scalars["episode/length"] == [(i + 1, float(r.length)) for i, r in enumerate(records)]
     assert [s for s, _ in scalars["task/reach-far/success"]] == [
@@ -77,22 +73,7 @@ def test_missing_package_names_the_extra(
     )
     with pytest.raises(ConfigError, match=re.escape('pip install "arena-core[wandb]"')):
         arena.evaluate("random", "debug/reach", episodes=1, output=tmp_path / "w", tracker="wandb")
-    rc = main(
-        [
-            "eval",
-            "--policy",
-            "random",
-            "--env",
-            "debug/reach",
-            "--episodes",
-            "1",
-            "--tracker",
-            "tensorboard",
-            "--output",
-            str(tmp_path / "run"),
-            "--no-progress",
-        ]
-    )
+    rc = main(eval_argv("random", "debug/reach", tmp_path / "run", "--episodes", "1", "--tracker", "tensorboard"))
     assert rc == 2
     assert 'the tensorboard package is not installed; pip install "arena-core[tensorboard]"' in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before the run started
@@ -140,7 +121,7 @@ def test_the_documented_third_party_tracker_works(tmp_path: Path, monkeypatch: p
         run = tmp_path / "run"
         arena.evaluate("random", "debug/suite", episodes=2, max_steps=10, output=run)
         rows = (run / "metrics.csv").read_text().splitlines()
-        assert rows == [f"{r.task},{r.episode_index},{int(r.success)},{r.length}" for r in _records(run)]
+        assert rows == [f"{r.task},{r.episode_index},{int(r.success)},{r.length}" for r in read_records(run)]
     finally:
         sys.modules.pop("csv_tracker", None)
         arena.plugins.reset_entry_point_cache()

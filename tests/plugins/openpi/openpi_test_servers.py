@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -74,9 +75,6 @@ class ServerFactory:
         policy: str = "openpi_test_policies:make_policy",
     ) -> ServerProcess:
         """Our :class:`arena_openpi.server.OpenpiServer` via ``python -m arena_openpi.server``."""
-        tag = uuid.uuid4().hex[:8]
-        port_file = self.workdir / f"port-{tag}"
-        log_path = self.workdir / f"server-{tag}.log"
         cmd = [
             sys.executable,
             "-m",
@@ -89,53 +87,52 @@ class ServerFactory:
             json.dumps(metadata or {}),
             "--port",
             str(port),
-            "--port-file",
-            str(port_file),
             "--concurrency",
             str(concurrency),
-            "--log-level",
-            "WARNING",
         ]
         if api_key is not None:
             cmd += ["--api-key", api_key]
         if max_message_bytes is not None:
             cmd += ["--max-message-bytes", str(max_message_bytes)]
-        return self._start_with_port_file(cmd, port_file, log_path)
+        return self._start_with_port_file(cmd, "server")
 
     def arena_serve(self, *args: str, timeout_s: float = 60.0) -> ServerProcess:
         """``arena-openpi serve ARGS`` (the reference server of any arena policy family)."""
-        tag = uuid.uuid4().hex[:8]
-        port_file = self.workdir / f"port-{tag}"
-        log_path = self.workdir / f"serve-{tag}.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "arena_openpi.cli",
-            "serve",
-            *args,
-            "--port-file",
-            str(port_file),
-            "--log-level",
-            "WARNING",
-        ]
+        cmd = [sys.executable, "-m", "arena_openpi.cli", "serve", *args]
         if "--port" not in args:
             cmd += ["--port", "0"]
-        return self._start_with_port_file(cmd, port_file, log_path, timeout_s)
+        return self._start_with_port_file(cmd, "serve", timeout_s)
 
-    def _start_with_port_file(
-        self, cmd: list[str], port_file: pathlib.Path, log_path: pathlib.Path, timeout_s: float = START_TIMEOUT_S
+    def _start_with_port_file(self, cmd: list[str], name: str, timeout_s: float = START_TIMEOUT_S) -> ServerProcess:
+        """``cmd --port-file F --log-level WARNING``, ready once it has written its port to F."""
+        tag = uuid.uuid4().hex[:8]
+        port_file = self.workdir / f"port-{tag}"
+        cmd = [*cmd, "--port-file", str(port_file), "--log-level", "WARNING"]
+        server = self._start(cmd, f"{name}-{tag}.log", 0, port_file.exists, "server", timeout_s)
+        server.port = int(port_file.read_text())
+        return server
+
+    def _start(
+        self,
+        cmd: list[str],
+        log_name: str,
+        port: int,
+        ready: Callable[[], bool],
+        what: str,
+        timeout_s: float,
     ) -> ServerProcess:
+        """Start ``cmd`` (output to ``log_name``), wait until ``ready()``; kill it and raise if it dies or times out."""
+        log_path = self.workdir / log_name
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
-        server = ServerProcess(proc, 0, log_path)
+        server = ServerProcess(proc, port, log_path)
         self.procs.append(server)
         deadline = time.monotonic() + timeout_s
-        while not port_file.exists():
+        while not ready():
             if proc.poll() is not None or time.monotonic() > deadline:
                 server.kill()
-                raise RuntimeError(f"server did not start (rc={proc.poll()}):\n{server.log()}")
+                raise RuntimeError(f"{what} did not start (rc={proc.poll()}):\n{server.log()}")
             time.sleep(0.02)
-        server.port = int(port_file.read_text())
         return server
 
     def stock(
@@ -150,7 +147,6 @@ class ServerFactory:
         from arena_openpi import healthz
 
         port = port or free_port()
-        log_path = self.workdir / f"stock-{uuid.uuid4().hex[:8]}.log"
         cmd = [
             sys.executable,
             str(HERE / "openpi_stock_server_proc.py"),
@@ -163,17 +159,12 @@ class ServerFactory:
             "--policy-args",
             json.dumps(policy_args or {}),
         ]
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
-        server = ServerProcess(proc, port, log_path)
-        self.procs.append(server)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not healthz("127.0.0.1", port, timeout_s=1.0):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError(f"stock server did not start (rc={proc.poll()}):\n{server.log()}")
-            time.sleep(0.05)
-        return server
+
+        def ready() -> bool:
+            return bool(healthz("127.0.0.1", port, timeout_s=1.0))
+
+        log_name = f"stock-{uuid.uuid4().hex[:8]}.log"
+        return self._start(cmd, log_name, port, ready, "stock server", START_TIMEOUT_S)
 
     def close(self) -> None:
         for server in self.procs:

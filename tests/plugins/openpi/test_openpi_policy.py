@@ -169,7 +169,8 @@ def test_arena_check_reports_mismatches(
     served = module_servers.arena_serve(
         "--policy", "random", "--env", "debug/reach", "--image-size", "64", "--image-keys", "env"
     )
-    rc = main(["check", "--policy", "openpi", "--env", "debug/reach", "--port", str(served.port)])
+    check = ["check", "--policy", "openpi", "--env", "debug/reach", "--port", str(served.port)]
+    rc = main(check)
     out = capsys.readouterr().out
     assert rc == 1
     assert (
@@ -182,41 +183,11 @@ def test_arena_check_reports_mismatches(
         'prompt_key = "prompt"\nreplan_steps = 5\n[images."observation/image"]\ncamera = "top"\n'
         'size = [64, 64]\n[state."observation/state"]\ngroups = ["position", "goal"]\n'
     )
-    assert (
-        main(
-            [
-                "check",
-                "--policy",
-                "openpi",
-                "--env",
-                "debug/reach",
-                "--port",
-                str(served.port),
-                "--mapping",
-                str(mapping),
-            ]
-        )
-        == 0
-    )
+    assert main([*check, "--mapping", str(mapping)]) == 0
     capsys.readouterr()
     # a mapping that does not fit the env: names and sizes
     mapping.write_text('[state."observation/state"]\ngroups = ["position", "goal", "velocity"]\nsize = 6\n')
-    assert (
-        main(
-            [
-                "check",
-                "--policy",
-                "openpi",
-                "--env",
-                "debug/reach",
-                "--port",
-                str(served.port),
-                "--mapping",
-                str(mapping),
-            ]
-        )
-        == 1
-    )
+    assert main([*check, "--mapping", str(mapping)]) == 1
     out = capsys.readouterr().out
     assert "observation/state" in out and "['velocity']" in out and "env groups: position(2)+goal(2)" in out
     # a server returning 4-wide chunks (the counting policy echoes the state) to a 2-d env: found by the probe

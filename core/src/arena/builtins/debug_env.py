@@ -20,7 +20,7 @@ import numpy as np
 import arena
 from arena.contract import ActionGroup, EnvSpec, Observation, Task
 from arena.env import EnvFamily, EpisodeSpec, StepResult, VectorEnv
-from arena.errors import ConfigError
+from arena.validators import at_least
 
 SUITES = {
     "reach": ("reach",),
@@ -35,15 +35,12 @@ SUCCESS_RADIUS = 0.05
 MAX_EPISODE_STEPS = 50
 
 
-def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if value < 8:
-        raise ConfigError(f"--{attribute.name.replace('_', '-')}: expected an integer >= 8, got {value}")
-
-
 @attrs.define
 class DebugEnvConfig:
     image_size: int = attrs.field(
-        default=32, validator=_positive, metadata={"help": "camera image height and width in pixels"}
+        default=32,
+        validator=at_least(8, kind="an integer"),
+        metadata={"help": "camera image height and width in pixels"},
     )
     crash_episodes: tuple[int, ...] = attrs.field(
         default=(), converter=tuple, metadata={"help": "episode indices whose env raises on step 3 (testing aid)"}

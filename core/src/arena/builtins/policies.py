@@ -9,13 +9,10 @@ import numpy as np
 
 import arena
 from arena.contract import ActionChunk, Observation
-from arena.errors import ConfigError
 from arena.policy import Policy, PolicyDescription
+from arena.validators import at_least
 
-
-def _horizon(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ConfigError(f"--{attribute.name.replace('_', '-')}: expected an integer >= 1, got {value}")
+_horizon = at_least(1, kind="an integer")
 
 
 @attrs.define

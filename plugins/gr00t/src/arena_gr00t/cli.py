@@ -1,19 +1,14 @@
-"""The ``arena-gr00t`` command: ``serve`` (reference server) and ``mapping`` (print a mapping).
-
-``arena-gr00t serve`` parses its own flags (the served family's flags appear once --policy
-and --env are known), so the subcommand is dispatched before argparse sees the rest.
-"""
+"""The ``arena-gr00t`` command: ``serve`` (reference server) and ``mapping`` (print a mapping)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+from arena.serving import command_main
 
-log = logging.getLogger("arena_gr00t")
+__all__ = ["main"]
 
 USAGE = """usage: arena-gr00t COMMAND ...
 
@@ -60,20 +55,14 @@ def _mapping_command(argv: Sequence[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE, end="")
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command == "serve":
-        from arena_gr00t.serve import serve_command
+def _serve_command(argv: Sequence[str]) -> int:
+    from arena_gr00t.serve import serve_command
 
-        return serve_command(rest)
-    if command == "mapping":
-        return _mapping_command(rest)
-    print(f"arena-gr00t: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
-    return 2
+    return serve_command(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return command_main("arena-gr00t", USAGE, {"serve": _serve_command, "mapping": _mapping_command}, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,20 +32,13 @@ given env is checked by :mod:`arena_gr00t.translator` against the env spec.
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from arena.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from arena import mapfile
+from arena.mapfile import MappingError, MappingFile
 
 __all__ = [
     "MappingError",
@@ -63,10 +56,6 @@ PACKAGED_MAPPINGS: dict[str, str] = {"sawyer": "sawyer.toml", "point2d": "point2
 _TOP_FIELDS = ("embodiment", "description", "language", "video", "state", "action")
 _VIDEO_FIELDS = ("camera", "size")
 _VECTOR_FIELDS = ("groups", "joints", "size")
-
-
-class MappingError(ConfigError):
-    """A mapping file that cannot be read or does not follow the schema (names the file and entry)."""
 
 
 @attrs.frozen
@@ -96,8 +85,11 @@ class VectorEntry:
 
 
 @attrs.frozen
-class Gr00tMapping:
+class Gr00tMapping(MappingFile):
     """A parsed mapping file; ``source`` names where it came from (used in every message)."""
+
+    translator_prefix = "gr00t"
+    protocol = "GR00T"
 
     source: str
     embodiment: str | None = None
@@ -108,109 +100,42 @@ class Gr00tMapping:
     action: Mapping[str, VectorEntry] = attrs.field(factory=dict)
 
     @classmethod
-    def from_toml(cls, text: str, source: str) -> Gr00tMapping:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise MappingError(f"mapping {source}: not valid TOML: {exc}") from None
-        return cls.from_dict(data, source)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> Gr00tMapping:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise MappingError(f"--mapping: cannot read {p}: {exc.strerror or exc}") from None
-        return cls.from_toml(text, str(p))
-
-    @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str) -> Gr00tMapping:
         """Build from parsed TOML, raising MappingError naming the entry and the valid fields."""
-        _fields_ok(data, _TOP_FIELDS, source, "top level")
-        embodiment = _opt_str(data, "embodiment", source, "embodiment")
-        description = _opt_str(data, "description", source, "description") or ""
+        mapfile.check_fields(data, _TOP_FIELDS, source, "top level")
+        embodiment = mapfile.opt_str(data.get("embodiment"), source, "embodiment")
+        description = mapfile.opt_str(data.get("description"), source, "description") or ""
         language_key = None
         if "language" in data:
-            lang = _table(data["language"], source, "language")
-            _fields_ok(lang, ("key",), source, "[language]")
+            lang = mapfile.table(data["language"], source, "language")
+            mapfile.check_fields(lang, ("key",), source, "[language]")
             if "key" not in lang:
                 raise MappingError(f'mapping {source}: [language] needs key = "..." (the instruction\'s language key)')
-            language_key = _opt_str(lang, "key", source, "language.key")
+            language_key = mapfile.opt_str(lang.get("key"), source, "language.key")
         video = {}
-        for key, raw in _table(data.get("video", {}), source, "video").items():
-            where = f"video.{key}"
-            entry = _table(raw, source, where)
-            _fields_ok(entry, _VIDEO_FIELDS, source, f"[{where}]")
-            camera = _opt_str(entry, "camera", source, f"{where}.camera")
+        for key, where, entry in mapfile.entries(data, "video", _VIDEO_FIELDS, source):
+            camera = mapfile.opt_str(entry.get("camera"), source, f"{where}.camera")
             if camera is None:
                 raise MappingError(f'mapping {source}: [{where}] needs camera = "NAME" (the env camera feeding it)')
-            video[key] = VideoEntry(key, camera, _size2(entry.get("size"), source, f"{where}.size"))
-        state = {k: _vector(k, v, source, "state") for k, v in _table(data.get("state", {}), source, "state").items()}
+            video[key] = VideoEntry(key, camera, mapfile.opt_size2(entry.get("size"), source, f"{where}.size"))
+        state = {
+            k: _vector(k, w, e, source, "state") for k, w, e in mapfile.entries(data, "state", _VECTOR_FIELDS, source)
+        }
         action = {
-            k: _vector(k, v, source, "action") for k, v in _table(data.get("action", {}), source, "action").items()
+            k: _vector(k, w, e, source, "action") for k, w, e in mapfile.entries(data, "action", _VECTOR_FIELDS, source)
         }
         return cls(source, embodiment, description, language_key, video, state, action)
 
 
-def _fields_ok(table: Mapping[str, Any], valid: tuple[str, ...], source: str, where: str) -> None:
-    unknown = [k for k in table if k not in valid]
-    if unknown:
-        raise MappingError(
-            f"mapping {source}: {where}: unknown field(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}"
-        )
-
-
-def _table(value: Any, source: str, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise MappingError(f"mapping {source}: {where} must be a table, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _opt_str(table: Mapping[str, Any], name: str, source: str, where: str) -> str | None:
-    value = table.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise MappingError(f"mapping {source}: {where} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _size2(value: Any, source: str, where: str) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    ):
-        raise MappingError(f"mapping {source}: {where} must be [HEIGHT, WIDTH] (positive integers), got {value!r}")
-    return int(value[0]), int(value[1])
-
-
-def _names(value: Any, source: str, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise MappingError(f"mapping {source}: {where} must be a non-empty list of names, got {value!r}")
-    if len(set(value)) != len(value):
-        raise MappingError(f"mapping {source}: {where} names an entry twice: {value!r}")
-    return tuple(value)
-
-
-def _vector(key: str, raw: Any, source: str, modality: str) -> VectorEntry:
-    where = f"{modality}.{key}"
-    entry = _table(raw, source, where)
-    _fields_ok(entry, _VECTOR_FIELDS, source, f"[{where}]")
+def _vector(key: str, where: str, entry: Mapping[str, Any], source: str, modality: str) -> VectorEntry:
     if ("groups" in entry) == ("joints" in entry):
         raise MappingError(
             f"mapping {source}: [{where}] needs exactly one of groups = [...] (env {modality} groups) "
             f"or joints = [...] (GROUP.ELEMENT names)"
         )
-    groups = _names(entry["groups"], source, f"{where}.groups") if "groups" in entry else None
-    joints = _names(entry["joints"], source, f"{where}.joints") if "joints" in entry else None
-    size = entry.get("size")
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        raise MappingError(f"mapping {source}: {where}.size must be a positive integer, got {size!r}")
-    return VectorEntry(key, groups, joints, size)
+    groups = mapfile.names(entry["groups"], source, f"{where}.groups") if "groups" in entry else None
+    joints = mapfile.names(entry["joints"], source, f"{where}.joints") if "joints" in entry else None
+    return VectorEntry(key, groups, joints, mapfile.opt_positive_int(entry.get("size"), source, f"{where}.size"))
 
 
 def packaged_mapping(embodiment: str) -> Any:
@@ -221,25 +146,5 @@ def packaged_mapping(embodiment: str) -> Any:
 
 
 def load_mapping(obj: Any, name: str) -> Gr00tMapping:
-    """A registered translator object -> Gr00tMapping.
-
-    Accepted: a Gr00tMapping, a path (str / os.PathLike) or importlib.resources Traversable
-    of a TOML file, a dict in the file's shape, or a zero-argument callable returning any
-    of these (so a plugin can build its mapping lazily).
-    """
-    if isinstance(obj, Gr00tMapping):
-        return obj
-    if isinstance(obj, Mapping):
-        return Gr00tMapping.from_dict(obj, name)
-    if isinstance(obj, (str, os.PathLike)):
-        return Gr00tMapping.from_file(obj)
-    read_text = getattr(obj, "read_text", None)
-    if callable(read_text):
-        return Gr00tMapping.from_toml(read_text(encoding="utf-8"), f"{name} ({obj})")
-    if callable(obj):
-        factory: Callable[[], Any] = obj
-        return load_mapping(factory(), name)
-    raise MappingError(
-        f"translator {name!r} is a {type(obj).__name__}; expected a Gr00tMapping, a TOML path, "
-        f"a dict or a callable returning one"
-    )
+    """A registered translator object -> Gr00tMapping (see :meth:`arena.mapfile.MappingFile.load`)."""
+    return Gr00tMapping.load(obj, name)

@@ -19,12 +19,13 @@ import attrs
 import numpy as np
 
 from arena.contract import ActionChunk, EnvSpec, Observation
-from arena.errors import ArenaError, ConfigError, PolicyError
+from arena.errors import ArenaError, PolicyError
 from arena.policy import Policy, PolicyDescription
+from arena.validators import accepted_by, at_least, one_of
 from arena_gr00t.client import Gr00tClient
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES
 from arena_gr00t.errors import Gr00tError, Gr00tServerError
-from arena_gr00t.mapping import Gr00tMapping, MappingError, load_mapping
+from arena_gr00t.mapping import Gr00tMapping
 from arena_gr00t.translator import FORMS, Translator
 from arena_gr00t.transport import DEFAULT_PORT, host_label, parse_hosts
 
@@ -36,36 +37,13 @@ TOKEN_ENV = "ARENA_GR00T_API_TOKEN"
 """Environment variable read for the API token when --api-token is not given (keeps it out of `ps`)."""
 
 
-def _at_least(low: float, *, strict: bool = False):  # noqa: ANN202
-    def check(instance: object, attribute: attrs.Attribute, value: float | None) -> None:
-        if value is None:
-            return
-        if value < low or (strict and value == low):
-            op = ">" if strict else ">="
-            raise ConfigError(f"--{attribute.name.replace('_', '-')}: expected a value {op} {low}, got {value}")
-
-    return check
-
-
-def _hosts_ok(instance: Gr00tConfig, attribute: attrs.Attribute, value: str) -> None:
-    try:
-        parse_hosts(value, DEFAULT_PORT)
-    except ValueError as exc:
-        raise ConfigError(f"--host: {exc}") from None
-
-
-def _form_ok(instance: object, attribute: attrs.Attribute, value: str) -> None:
-    if value not in ("auto", *FORMS):
-        raise ConfigError(f"--observation-form: expected auto, nested or flat, got {value!r}")
-
-
 @attrs.define
 class Gr00tConfig:
     """Client flags of ``--policy gr00t``."""
 
     host: str = attrs.field(
         default="127.0.0.1",
-        validator=_hosts_ok,
+        validator=accepted_by(parse_hosts),
         metadata={
             "identity": False,
             "help": "GR00T server: HOST, HOST:PORT, or replicas a:5555,b:5555 (each batch is split across them)",
@@ -73,7 +51,7 @@ class Gr00tConfig:
     )
     port: int = attrs.field(
         default=DEFAULT_PORT,
-        validator=_at_least(1),
+        validator=at_least(1),
         metadata={"identity": False, "help": "port of hosts given without one"},
     )
     api_token: str | None = attrs.field(
@@ -87,17 +65,17 @@ class Gr00tConfig:
     )
     timeout: float = attrs.field(
         default=10.0,
-        validator=_at_least(0, strict=True),
+        validator=at_least(0, strict=True),
         metadata={"identity": False, "help": "seconds to wait for one reply"},
     )
     retries: int = attrs.field(
         default=3,
-        validator=_at_least(0),
+        validator=at_least(0),
         metadata={"identity": False, "help": "extra attempts after a timeout or socket error"},
     )
     deadline: float | None = attrs.field(
         default=None,
-        validator=_at_least(0, strict=True),
+        validator=at_least(0, strict=True),
         metadata={
             "identity": False,
             "help": "cap in seconds on one call, attempts and backoff included (none: retries decide)",
@@ -105,12 +83,12 @@ class Gr00tConfig:
     )
     backoff: float = attrs.field(
         default=0.05,
-        validator=_at_least(0),
+        validator=at_least(0),
         metadata={"identity": False, "help": "first pause in seconds between attempts (doubles)"},
     )
     max_backoff: float = attrs.field(
         default=1.0,
-        validator=_at_least(0),
+        validator=at_least(0),
         metadata={"identity": False, "help": "longest pause in seconds between attempts"},
     )
     mapping: str | None = attrs.field(
@@ -119,7 +97,7 @@ class Gr00tConfig:
     )
     observation_form: str = attrs.field(
         default="auto",
-        validator=_form_ok,
+        validator=one_of("auto", *FORMS),
         metadata={"help": "nested, flat (servers started with --use-sim-policy-wrapper), or auto-detect"},
     )
     probe: bool = attrs.field(
@@ -131,7 +109,7 @@ class Gr00tConfig:
     )
     max_message_bytes: int = attrs.field(
         default=DEFAULT_MAX_MESSAGE_BYTES,
-        validator=_at_least(1),
+        validator=at_least(1),
         metadata={"identity": False, "help": "largest reply accepted, in bytes"},
     )
 
@@ -183,20 +161,7 @@ class Gr00tPolicy(Policy):
     def _mapping(self) -> Gr00tMapping:
         if self.config.mapping:
             return Gr00tMapping.from_file(self.config.mapping)
-        from arena.plugins import current_plugins
-
-        name = f"gr00t:{self.env_spec.embodiment}"
-        translators = current_plugins().translators
-        if name not in translators:
-            known = ", ".join(n for n in translators.names() if n.startswith("gr00t:")) or "none"
-            raise MappingError(
-                f"no GR00T mapping for embodiment {self.env_spec.embodiment!r} (env {self.env_spec.name}); "
-                f"registered: {known}. Pass --mapping PATH, or register translator {name!r} from a plugin "
-                f"(see docs/gr00t.md)"
-            )
-        entry = translators.get(name)
-        mapping = load_mapping(entry.obj, name)
-        return attrs.evolve(mapping, source=f"{name} from {entry.owner.distribution}: {mapping.source}")
+        return Gr00tMapping.registered(self.env_spec)
 
     def _prepare(self) -> list[str]:
         """Read the modality config, build the translator, detect the form, probe; once."""

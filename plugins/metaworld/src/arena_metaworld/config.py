@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from arena.errors import ConfigError
+from arena.validators import at_least
 
 __all__ = ["MetaWorldConfig", "CAMERAS", "METAWORLD_MAX_PATH_LENGTH"]
 
@@ -25,14 +26,6 @@ def _cameras(instance: object, attribute: attrs.Attribute, value: tuple[str, ...
         raise ConfigError(f"--cameras: duplicate camera names in {value}")
 
 
-def _at_least(low: float):  # noqa: ANN202
-    def check(instance: object, attribute: attrs.Attribute, value: float) -> None:
-        if value < low:
-            raise ConfigError(f"--{attribute.name.replace('_', '-')}: expected a value >= {low}, got {value}")
-
-    return check
-
-
 @attrs.define
 class MetaWorldConfig:
     cameras: tuple[str, ...] = attrs.field(
@@ -42,10 +35,10 @@ class MetaWorldConfig:
         metadata={"help": f"cameras to provide, by name ({', '.join(CAMERAS)})"},
     )
     image_height: int = attrs.field(
-        default=224, validator=_at_least(8), metadata={"help": "camera image height in pixels"}
+        default=224, validator=at_least(8), metadata={"help": "camera image height in pixels"}
     )
     image_width: int = attrs.field(
-        default=224, validator=_at_least(8), metadata={"help": "camera image width in pixels"}
+        default=224, validator=at_least(8), metadata={"help": "camera image width in pixels"}
     )
     shadows: bool = attrs.field(
         default=False, metadata={"help": "render shadows (about 4x slower per image with CPU rendering)"}
@@ -57,7 +50,7 @@ class MetaWorldConfig:
     )
     worker_timeout_s: float = attrs.field(
         default=120.0,
-        validator=_at_least(1.0),
+        validator=at_least(1.0),
         metadata={
             "identity": False,
             "help": "seconds a worker process may take to answer before it is killed and replaced",

@@ -35,8 +35,6 @@ Whether the names exist in a given env is checked by :mod:`arena_openpi.translat
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
@@ -44,12 +42,8 @@ from typing import Any
 
 import attrs
 
-from arena.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from arena import mapfile
+from arena.mapfile import MappingError, MappingFile
 
 __all__ = [
     "EMBODIMENT_MAPPINGS",
@@ -80,10 +74,6 @@ _STATE = ("groups", "size")
 _ACTIONS = ("key", "groups")
 
 
-class MappingError(ConfigError):
-    """A mapping file that cannot be read or breaks the schema (names the file and the entry)."""
-
-
 @attrs.frozen
 class ImageEntry:
     """Image key ``key`` is env camera ``camera``, optionally rotated, resized with padding to ``size``."""
@@ -104,8 +94,12 @@ class StateEntry:
 
 
 @attrs.frozen
-class OpenpiMapping:
+class OpenpiMapping(MappingFile):
     """A parsed mapping; ``source`` names where it came from (used in every message)."""
+
+    translator_prefix = "openpi"
+    protocol = "openpi"
+    mapping_hint = "--mapping PATH (or libero/droid)"
 
     source: str
     name: str = ""
@@ -119,52 +113,36 @@ class OpenpiMapping:
     action_groups: tuple[str, ...] | None = None
 
     @classmethod
-    def from_toml(cls, text: str, source: str) -> OpenpiMapping:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise MappingError(f"mapping {source}: not valid TOML: {exc}") from None
-        return cls.from_dict(data, source)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> OpenpiMapping:
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise MappingError(f"--mapping: cannot read {p}: {exc.strerror or exc}") from None
-        return cls.from_toml(text, str(p))
+    def resource_source(cls, name: str, resource: Any) -> str:
+        """Packaged mappings are named by file, not by their install path."""
+        return f"{name} (packaged {Path(str(resource)).name})"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str) -> OpenpiMapping:
         """Build from parsed TOML; MappingError names the entry and the valid fields."""
-        _fields_ok(data, _TOP, source, "top level")
+        mapfile.check_fields(data, _TOP, source, "top level")
         images = {}
-        for key, raw in _table(data.get("images", {}), source, "images").items():
-            where = f'images."{key}"'
-            entry = _table(raw, source, where)
-            _fields_ok(entry, _IMAGE, source, f"[{where}]")
-            camera = _str(entry, "camera", source, where)
+        for key, where, entry in mapfile.entries(data, "images", _IMAGE, source, quote=True):
+            camera = mapfile.opt_str(entry.get("camera"), source, f"{where}: camera")
             if camera is None:
                 raise MappingError(f'mapping {source}: [{where}] needs camera = "NAME" (the env camera feeding it)')
             rotate = entry.get("rotate180", False)
             if not isinstance(rotate, bool):
                 raise MappingError(f"mapping {source}: {where}.rotate180 must be true or false, got {rotate!r}")
-            images[key] = ImageEntry(key, camera, _size2(entry.get("size"), source, f"{where}.size"), rotate)
+            images[key] = ImageEntry(key, camera, mapfile.opt_size2(entry.get("size"), source, f"{where}.size"), rotate)
         state = {}
-        for key, raw in _table(data.get("state", {}), source, "state").items():
-            where = f'state."{key}"'
-            entry = _table(raw, source, where)
-            _fields_ok(entry, _STATE, source, f"[{where}]")
+        for key, where, entry in mapfile.entries(data, "state", _STATE, source, quote=True):
             if "groups" not in entry:
                 raise MappingError(f"mapping {source}: [{where}] needs groups = [...] (env state groups, in order)")
             state[key] = StateEntry(
-                key, _names(entry["groups"], source, f"{where}.groups"), _pos_int(entry, "size", source, where)
+                key,
+                mapfile.names(entry["groups"], source, f"{where}.groups"),
+                mapfile.opt_positive_int(entry.get("size"), source, f"{where}: size"),
             )
-        actions = _table(data.get("actions", {}), source, "actions")
-        _fields_ok(actions, _ACTIONS, source, "[actions]")
-        action_groups = _names(actions["groups"], source, "actions.groups") if "groups" in actions else None
-        prompt_key = _str(data, "prompt_key", source, "top level")
+        actions = mapfile.table(data.get("actions", {}), source, "actions")
+        mapfile.check_fields(actions, _ACTIONS, source, "[actions]")
+        action_groups = mapfile.names(actions["groups"], source, "actions.groups") if "groups" in actions else None
+        prompt_key = mapfile.opt_str(data.get("prompt_key"), source, "top level: prompt_key")
         taken = [*images, *state, *([prompt_key] if prompt_key else [])]
         twice = sorted({k for k in taken if taken.count(k) > 1})
         if twice:
@@ -173,68 +151,16 @@ class OpenpiMapping:
             )
         return cls(
             source=source,
-            name=_str(data, "name", source, "top level") or "",
-            description=_str(data, "description", source, "top level") or "",
-            replan_steps=_pos_int(data, "replan_steps", source, "top level"),
-            action_horizon=_pos_int(data, "action_horizon", source, "top level"),
+            name=mapfile.opt_str(data.get("name"), source, "top level: name") or "",
+            description=mapfile.opt_str(data.get("description"), source, "top level: description") or "",
+            replan_steps=mapfile.opt_positive_int(data.get("replan_steps"), source, "top level: replan_steps"),
+            action_horizon=mapfile.opt_positive_int(data.get("action_horizon"), source, "top level: action_horizon"),
             prompt_key=prompt_key,
             images=images,
             state=state,
-            actions_key=_str(actions, "key", source, "[actions]") or "actions",
+            actions_key=mapfile.opt_str(actions.get("key"), source, "[actions]: key") or "actions",
             action_groups=action_groups,
         )
-
-
-def _fields_ok(table: Mapping[str, Any], valid: tuple[str, ...], source: str, where: str) -> None:
-    unknown = [k for k in table if k not in valid]
-    if unknown:
-        raise MappingError(
-            f"mapping {source}: {where}: unknown field(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}"
-        )
-
-
-def _table(value: Any, source: str, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise MappingError(f"mapping {source}: {where} must be a table, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _str(table: Mapping[str, Any], name: str, source: str, where: str) -> str | None:
-    value = table.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise MappingError(f"mapping {source}: {where}: {name} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _pos_int(table: Mapping[str, Any], name: str, source: str, where: str) -> int | None:
-    value = table.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise MappingError(f"mapping {source}: {where}: {name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _size2(value: Any, source: str, where: str) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    ):
-        raise MappingError(f"mapping {source}: {where} must be [HEIGHT, WIDTH] (positive integers), got {value!r}")
-    return int(value[0]), int(value[1])
-
-
-def _names(value: Any, source: str, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise MappingError(f"mapping {source}: {where} must be a non-empty list of names, got {value!r}")
-    if len(set(value)) != len(value):
-        raise MappingError(f"mapping {source}: {where} names an entry twice: {value!r}")
-    return tuple(value)
 
 
 def packaged_mapping(name: str) -> Any:
@@ -243,27 +169,8 @@ def packaged_mapping(name: str) -> Any:
 
 
 def load_mapping(obj: Any, name: str) -> OpenpiMapping:
-    """A registered translator object -> OpenpiMapping.
-
-    Accepted: an OpenpiMapping, a TOML path (str / os.PathLike) or importlib.resources
-    Traversable, a dict in the file's shape, or a zero-argument callable returning one of
-    these (so a plugin can build its mapping lazily).
-    """
-    if isinstance(obj, OpenpiMapping):
-        return obj
-    if isinstance(obj, Mapping):
-        return OpenpiMapping.from_dict(obj, name)
-    if isinstance(obj, (str, os.PathLike)):
-        return OpenpiMapping.from_file(obj)
-    read_text = getattr(obj, "read_text", None)
-    if callable(read_text):
-        return OpenpiMapping.from_toml(read_text(encoding="utf-8"), f"{name} (packaged {Path(str(obj)).name})")
-    if callable(obj):
-        return load_mapping(obj(), name)
-    raise MappingError(
-        f"translator {name!r} is a {type(obj).__name__}; expected an OpenpiMapping, a TOML path, a dict "
-        "or a callable returning one"
-    )
+    """A registered translator object -> OpenpiMapping (see :meth:`arena.mapfile.MappingFile.load`)."""
+    return OpenpiMapping.load(obj, name)
 
 
 def resolve_mapping(value: str) -> OpenpiMapping:

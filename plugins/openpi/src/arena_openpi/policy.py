@@ -25,12 +25,13 @@ import attrs
 import numpy as np
 
 from arena.contract import ActionChunk, EnvSpec, Observation
-from arena.errors import ArenaError, ConfigError, PolicyError
+from arena.errors import ArenaError, PolicyError
 from arena.policy import Policy, PolicyDescription
+from arena.validators import accepted_by, at_least
 from arena_openpi.client import DEFAULT_PORT, _endpoint, healthz
 from arena_openpi.errors import OpenpiError, OpenpiServerError
 from arena_openpi.layout import ServedLayout
-from arena_openpi.mapping import MappingError, OpenpiMapping, load_mapping, resolve_mapping
+from arena_openpi.mapping import OpenpiMapping, resolve_mapping
 from arena_openpi.pool import OpenpiPool, parse_hosts
 from arena_openpi.translator import Translator, shape_text
 
@@ -42,31 +43,13 @@ API_KEY_ENV = "OPENPI_API_KEY"
 """Environment variable read for the API key when --api-key is not given (keeps it out of `ps`)."""
 
 
-def _at_least(low: float, *, strict: bool = False):  # noqa: ANN202
-    def check(instance: object, attribute: attrs.Attribute, value: float | None) -> None:
-        if value is None:
-            return
-        if value < low or (strict and value == low):
-            op = ">" if strict else ">="
-            raise ConfigError(f"--{attribute.name.replace('_', '-')}: expected a value {op} {low}, got {value}")
-
-    return check
-
-
-def _hosts_ok(instance: OpenpiConfig, attribute: attrs.Attribute, value: str) -> None:
-    try:
-        parse_hosts(value, DEFAULT_PORT)
-    except ValueError as exc:
-        raise ConfigError(f"--host: {exc}") from None
-
-
 @attrs.define
 class OpenpiConfig:
     """Client flags of ``--policy openpi``."""
 
     host: str = attrs.field(
         default="127.0.0.1",
-        validator=_hosts_ok,
+        validator=accepted_by(parse_hosts),
         metadata={
             "identity": False,
             "help": "openpi server: HOST, HOST:PORT, or replicas a:8000,b:8000 (requests are spread over them)",
@@ -74,7 +57,7 @@ class OpenpiConfig:
     )
     port: int = attrs.field(
         default=DEFAULT_PORT,
-        validator=_at_least(1),
+        validator=at_least(1),
         metadata={"identity": False, "help": "port of hosts given without one"},
     )
     api_key: str | None = attrs.field(
@@ -88,7 +71,7 @@ class OpenpiConfig:
     )
     timeout: float = attrs.field(
         default=300.0,
-        validator=_at_least(0, strict=True),
+        validator=at_least(0, strict=True),
         metadata={
             "identity": False,
             "help": "seconds to wait for one reply (generous: a first inference may compile for minutes)",
@@ -103,7 +86,7 @@ class OpenpiConfig:
     )
     connections_per_host: int = attrs.field(
         default=1,
-        validator=_at_least(1),
+        validator=at_least(1),
         metadata={
             "identity": False,
             "help": "connections (= requests in flight) per replica; a stock server infers one at a time",
@@ -111,7 +94,7 @@ class OpenpiConfig:
     )
     replan_steps: int | None = attrs.field(
         default=None,
-        validator=_at_least(1),
+        validator=at_least(1),
         metadata={"help": "actions executed per chunk before asking again (default: the mapping's replan_steps)"},
     )
     probe: bool = attrs.field(
@@ -123,7 +106,7 @@ class OpenpiConfig:
     )
     reconnect_deadline: float = attrs.field(
         default=30.0,
-        validator=_at_least(0, strict=True),
+        validator=at_least(0, strict=True),
         metadata={
             "identity": False,
             "help": "seconds to keep reconnecting to a replica that went away (e.g. restarted)",
@@ -154,20 +137,7 @@ class OpenpiPolicy(Policy):
     def _mapping(self) -> OpenpiMapping:
         if self.config.mapping:
             return resolve_mapping(self.config.mapping)
-        from arena.plugins import current_plugins
-
-        name = f"openpi:{self.env_spec.embodiment}"
-        translators = current_plugins().translators
-        if name not in translators:
-            known = ", ".join(n for n in translators.names() if n.startswith("openpi:")) or "none"
-            raise MappingError(
-                f"no openpi mapping for embodiment {self.env_spec.embodiment!r} (env {self.env_spec.name}); "
-                f"registered: {known}. Pass --mapping PATH (or libero/droid), or register translator {name!r} "
-                "from a plugin (see docs/openpi.md)"
-            )
-        entry = translators.get(name)
-        mapping = load_mapping(entry.obj, name)
-        return attrs.evolve(mapping, source=f"{name} from {entry.owner.distribution}: {mapping.source}")
+        return OpenpiMapping.registered(self.env_spec)
 
     def _prepare(self) -> list[str]:
         """Mapping, health, pool, layout, probe: once; every misfit becomes a problem."""

@@ -30,7 +30,7 @@ from arena_openpi.client import DEFAULT_PORT
 from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES
 from arena_openpi.layout import ACTIONS_KEY, PROMPT_KEY, ServedLayout, build_layout
 from arena_openpi.policy import API_KEY_ENV
-from arena_openpi.server import OpenpiServer
+from arena_openpi.server import OpenpiServer, write_port_file
 from arena_openpi.translator import shape_text
 
 __all__ = ["IMAGE_KEYS", "ServedOpenpiPolicy", "serve", "serve_command"]
@@ -179,10 +179,7 @@ def serve(served: ServedPolicy, args: argparse.Namespace) -> int:
         layout.action_dim,
     )
     if args.port_file:
-        tmp = f"{args.port_file}.tmp"
-        with open(tmp, "w") as fh:
-            fh.write(str(server.port))
-        os.replace(tmp, args.port_file)
+        write_port_file(args.port_file, server.port)
     try:
         while not server.wait(0.5):  # short joins keep Ctrl-C and SIGTERM responsive
             pass

@@ -327,10 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     server.start()
     if args.port_file:
-        tmp = f"{args.port_file}.tmp"
-        with open(tmp, "w") as fh:
-            fh.write(str(server.port))
-        os.replace(tmp, args.port_file)
+        write_port_file(args.port_file, server.port)
     try:
         while not server.wait(0.5):  # short joins keep Ctrl-C responsive
             pass
@@ -338,6 +335,14 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.stop()
+
+
+def write_port_file(path: str, port: int) -> None:
+    """Write the bound port for whoever started the server with ``--port 0`` (atomically: never half a number)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(str(port))
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
