@@ -50,11 +50,11 @@ def _setup(name: str, hello_site: Path) -> Setup:
             pytest.skip("arena-metaworld is not installed")
         env["ARENA_PLUGINS"] = "metaworld"
         args = ["--policy", "expert", "--env", "metaworld/reach-v3", "--episodes", "10", "--num-envs", "2"]
-        return Setup(name, args, env, 10, (1, 7))
+        return Setup(name, args, env, 10, (1, 6))
     env["ARENA_PLUGINS"] = "hello"
     env["PYTHONPATH"] = os.pathsep.join([str(hello_site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     args = ["--policy", "hello", "--env", "debug/suite", "--episodes", "150", "--num-envs", "3"]
-    return Setup(name, args, env, 300, (1, 200))
+    return Setup(name, args, env, 300, (1, 150))
 
 
 def _eval(setup: Setup, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -204,12 +204,12 @@ def test_sawyer_mapping_fits_the_servers_video_keys(servers, capsys):
 def test_reference_server_security(servers):
     sp = servers["secured"]
     assert f"on 127.0.0.1:{sp.port}" in sp.log() and "token required, kill allowed" in sp.log()
-    with Gr00tClient([("127.0.0.1", sp.port)], timeout_s=5, retries=0) as anonymous:
+    with Gr00tClient([("127.0.0.1", sp.port)], timeout_s=20, retries=0) as anonymous:
         with pytest.raises(Gr00tServerError, match="Unauthorized"):
             anonymous.get_modality_config()
         with pytest.raises(Gr00tServerError, match="Unauthorized"):
             anonymous.kill()
-    with Gr00tClient([("127.0.0.1", sp.port)], api_token=TOKEN, timeout_s=5, retries=0) as client:
+    with Gr00tClient([("127.0.0.1", sp.port)], api_token=TOKEN, timeout_s=20, retries=0) as client:
         with pytest.raises(Gr00tServerError, match="Request too large"):
             client.call("ping", {"blob": "x" * 5000})
         with pytest.raises(Gr00tServerError, match=r"missing state\['goal'\]; expected float32 \(B, 1, 2\)"):
@@ -222,4 +222,4 @@ def test_reference_server_security(servers):
             )
         assert client.ping()["status"] == "ok"  # still serving
         client.kill()
-    assert sp.proc.wait(timeout=10) == 0
+    assert sp.proc.wait(timeout=30) == 0
