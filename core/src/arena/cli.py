@@ -18,7 +18,7 @@ from typing import Any
 from arena.config import config_from_namespace
 from arena.errors import ArenaError
 from arena.plugins import Plugins, load_plugins, parse_plugin_options
-from arena.run import add_family_options
+from arena.run import add_family_options, preparse_selection
 
 log = logging.getLogger("arena")
 
@@ -160,17 +160,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, subs = _build_parser()
-    # Phase 1: find the command and the selections without failing on family flags or --help.
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("command", nargs="?")
-    for flag in ("--policy", "--env", "--scheduler", "--log-level"):
-        pre.add_argument(flag)
-    pre.add_argument("--plugin", action="append", default=[])
-    known, _ = pre.parse_known_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, (known.log_level or "WARNING").upper(), logging.WARNING),
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    known = preparse_selection(argv, "WARNING", "%(levelname)s %(name)s: %(message)s", command=True)
     if known.command not in subs:
         args = parser.parse_args(argv)  # prints help or the error
         parser.print_help()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,27 @@ def resolve_env(plugins: Plugins, env_id: str) -> tuple[Entry, str]:
         shown = ", ".join(f"{family}/{i}" for i in ids)
         raise RegistryError(f"--env: unknown env id {env_id!r}; valid ids of family {family!r}: {shown}")
     return entry, sub
+
+
+def preparse_selection(
+    argv: Sequence[str], default_log_level: str, log_format: str, command: bool = False
+) -> argparse.Namespace:
+    """Phase 1 of parsing a command line whose flags depend on the selected families.
+
+    Finds ``--policy``, ``--env``, ``--scheduler``, ``--plugin`` and
+    ``--log-level`` (and the subcommand) without failing on family flags or
+    ``--help``, and sets up logging; phase 2 adds the families' flags.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    if command:
+        pre.add_argument("command", nargs="?")
+    for flag in ("--policy", "--env", "--scheduler", "--log-level"):
+        pre.add_argument(flag)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(list(argv))
+    level = (known.log_level or default_log_level).upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING), format=log_format)
+    return known
 
 
 def add_family_options(

@@ -24,7 +24,7 @@ from arena.contract import EnvSpec, Observation
 from arena.errors import ArenaError, ContractError
 from arena.plugins import Plugins, activate, load_plugins, parse_plugin_options
 from arena.policy import PolicyDescription
-from arena.run import add_family_options, make_env, make_policy
+from arena.run import add_family_options, make_env, make_policy, preparse_selection
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +80,7 @@ def serve_main(
 ) -> int:
     """The shared ``serve`` command: ``--policy FAMILY --env ENV [family flags]`` plus the protocol's flags."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    for flag in ("--policy", "--env", "--log-level"):
-        pre.add_argument(flag)
-    pre.add_argument("--plugin", action="append", default=[])
-    known, _ = pre.parse_known_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, (known.log_level or "INFO").upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    known = preparse_selection(argv, "INFO", "%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--policy", required=True, help="policy family to serve (see `arena plugins`)")
     parser.add_argument("--env", required=True, help="env id whose spec defines the served observation/action keys")
