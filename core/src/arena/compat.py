@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import attrs
 
 from arena.contract import EnvSpec
@@ -24,37 +27,35 @@ def _hw(value: tuple[int, int] | None) -> str:
     return "any size" if value is None else f"{value[0]}x{value[1]}"
 
 
+def _group_rows(kind: str, have: dict, want: dict, show: Callable[[Any], str]) -> list[CheckRow]:
+    """Rows for one kind of named input (cameras, state groups); ``None`` wanted means any size."""
+    rows = []
+    for name in sorted(set(have) | set(want)):
+        item = f"{kind} {name}"
+        if name not in want:
+            rows.append(CheckRow(item, show(have[name]), "-", True, "not used"))
+        elif name not in have:
+            rows.append(CheckRow(item, "-", show(want[name]), False, "missing in env"))
+        else:
+            ok = want[name] is None or want[name] == have[name]
+            rows.append(CheckRow(item, show(have[name]), show(want[name]), ok, "" if ok else "size differs"))
+    return rows
+
+
 def compare(spec: EnvSpec, desc: PolicyDescription) -> list[CheckRow]:
     """One row per camera, state group and action fact; ``ok`` false on a mismatch."""
-    rows: list[CheckRow] = []
-    for cam in sorted(set(spec.cameras) | set(desc.cameras)):
-        have = spec.cameras.get(cam)
-        if cam not in desc.cameras:
-            rows.append(CheckRow(f"camera {cam}", _hw(have), "-", True, "not used"))
-        elif have is None:
-            rows.append(CheckRow(f"camera {cam}", "-", _hw(desc.cameras[cam]), False, "missing in env"))
-        else:
-            want = desc.cameras[cam]
-            ok = want is None or tuple(want) == tuple(have)
-            rows.append(CheckRow(f"camera {cam}", _hw(have), _hw(want), ok, "" if ok else "size differs"))
-    for group in sorted(set(spec.state_groups) | set(desc.state)):
-        have_n = len(spec.state_groups[group]) if group in spec.state_groups else None
-        if group not in desc.state:
-            rows.append(CheckRow(f"state {group}", str(have_n), "-", True, "not used"))
-        elif have_n is None:
-            rows.append(CheckRow(f"state {group}", "-", str(desc.state[group]), False, "missing in env"))
-        else:
-            want_n = desc.state[group]
-            ok = want_n is None or want_n == have_n
-            rows.append(
-                CheckRow(
-                    f"state {group}",
-                    str(have_n),
-                    "any" if want_n is None else str(want_n),
-                    ok,
-                    "" if ok else "size differs",
-                )
-            )
+    rows = _group_rows(
+        "camera",
+        {c: tuple(hw) for c, hw in spec.cameras.items()},
+        {c: None if hw is None else tuple(hw) for c, hw in desc.cameras.items()},
+        _hw,
+    )
+    rows += _group_rows(
+        "state",
+        {g: len(e) for g, e in spec.state_groups.items()},
+        dict(desc.state),
+        lambda n: "any" if n is None else str(n),
+    )
     groups = ", ".join(f"{g.name}({g.size})" for g in spec.action_groups)
     ok = desc.action_dim is None or desc.action_dim == spec.action_dim
     rows.append(
