@@ -9,14 +9,15 @@ See docs/envs.md for the Isaac Lab shape this is kept honest to.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import attrs
 import numpy as np
 
 from arena.contract import EnvSpec, Observation
 
-__all__ = ["EpisodeSpec", "StepResult", "VectorEnv", "EnvFamily"]
+__all__ = ["EpisodeSpec", "StepResult", "StepHandle", "VectorEnv", "EnvFamily"]
 
 
 @attrs.frozen
@@ -35,23 +36,53 @@ class StepResult:
     ``success``: the env reports the task solved on this step (ends the episode).
     ``error``: a message when the slot's env failed (ends the episode as failed);
     None otherwise. ``observation`` covers ALL slots; only stepped rows changed.
+    ``steps``: actions executed per row by :meth:`VectorEnv.step_chunk` (None:
+    one each). ``lost``: rows whose simulator was lost to an infrastructure
+    fault (worker died or hung and was replaced); their ``error`` says why.
+    A lost episode is not recorded: the loop re-runs it with the same seed.
     """
 
     env_ids: np.ndarray
     success: np.ndarray
     error: list[str | None]
     observation: Observation
+    steps: np.ndarray | None = None
+    lost: np.ndarray | None = None
+
+
+@attrs.define
+class StepHandle:
+    """A chunk step started by :meth:`VectorEnv.step_async`, collected by :meth:`VectorEnv.step_wait`.
+
+    The default handle runs the step when waited on (``run``); asynchronous
+    envs keep whatever they need to gather the replies.
+    """
+
+    env_ids: np.ndarray
+    run: Callable[[], StepResult] | None = None
+    state: object = None
 
 
 class VectorEnv(abc.ABC):
     """N env slots. Slots are reset and stepped independently, by subsets.
 
-    Stepping a subset lets a later pipelined evaluator step one group of slots
-    while a policy query for another group is in flight.
+    Stepping a subset lets the pipelined evaluator step one group of slots
+    while a policy query for another group is in flight. Three levels, each
+    with a default built on the one below, so an adapter implements only
+    :meth:`reset` and :meth:`step` and overrides the others to go faster:
+
+    * :meth:`step`: one action per slot;
+    * :meth:`step_chunk`: up to ``counts[k]`` actions per slot in ONE call
+      (a worker pool makes one round trip per chunk, not per action);
+    * :meth:`step_async` / :meth:`step_wait`: start a chunk step and collect
+      it later, so other work overlaps it. ``async_steps`` says whether
+      ``step_async`` really returns before the simulators finish (worker
+      processes); the loop then overlaps other groups with it.
     """
 
     spec: EnvSpec
     num_envs: int
+    async_steps: ClassVar[bool] = False
 
     @abc.abstractmethod
     def reset(self, env_ids: Sequence[int], episodes: Sequence[EpisodeSpec], render: np.ndarray) -> StepResult:
@@ -70,6 +101,62 @@ class VectorEnv(abc.ABC):
         costs 10-20x a physics step on CPU, and chunked execution needs images
         only on the steps whose observation the policy (or a video) will use.
         """
+
+    def step_chunk(
+        self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray
+    ) -> StepResult:
+        """Execute ``actions[k, :counts[k]]`` (actions: (len(env_ids), m, A)) on slot ``env_ids[k]``.
+
+        A slot stops at its first success or error (``steps`` says how many
+        actions it executed). ``render[k]``: render the slot's cameras after
+        its last action, unless it ended there. Outcomes equal ``counts[k]``
+        calls of :meth:`step`; the default is exactly that loop.
+        """
+        ids = np.asarray(env_ids, np.int64)
+        counts = np.asarray(counts, np.int64)
+        n = len(ids)
+        steps = np.zeros(n, np.int64)
+        success = np.zeros(n, bool)
+        errors: list[str | None] = [None] * n
+        lost = np.zeros(n, bool)
+        going = counts > 0
+        observation = None
+        j = 0
+        while going.any():
+            rows = np.flatnonzero(going)
+            last = counts[rows] == j + 1
+            res = self.step(ids[rows], actions[rows, j], np.asarray(render, bool)[rows] & last)
+            observation = res.observation
+            steps[rows] += 1 if res.steps is None else res.steps
+            for k, row in enumerate(rows.tolist()):
+                if res.error[k] is not None:
+                    errors[row] = res.error[k]
+                    lost[row] = res.lost is not None and bool(res.lost[k])
+                    going[row] = False
+                elif res.success[k]:
+                    success[row] = True
+                    going[row] = False
+            going &= counts > j + 1
+            j += 1
+        if observation is None:
+            raise ValueError("step_chunk: every count is 0, nothing to step")
+        return StepResult(ids, success, errors, observation, steps, lost if lost.any() else None)
+
+    def step_async(
+        self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray
+    ) -> StepHandle:
+        """Start :meth:`step_chunk` on ``env_ids``; :meth:`step_wait` collects it.
+
+        Several handles on disjoint slot sets may be outstanding at once. The
+        default defers the whole call to :meth:`step_wait`.
+        """
+        ids = np.asarray(env_ids, np.int64)
+        return StepHandle(ids, lambda: self.step_chunk(ids, actions, counts, render))
+
+    def step_wait(self, handle: StepHandle) -> StepResult:
+        """The result of the chunk step started as ``handle``."""
+        assert handle.run is not None, "step_wait: this handle belongs to another env"
+        return handle.run()
 
     def observe(self, env_ids: Sequence[int], render: np.ndarray) -> Observation:
         """The current observation of all slots, rendering cameras for ``env_ids`` where ``render``.

@@ -1,15 +1,18 @@
-"""The vectorized evaluation loop with exact episode accounting.
+"""The evaluation loop: pipelined stages over an :class:`~arena.ledger.EpisodeLedger`.
 
-Accounting rule: the episodes to run are fixed up front, ``episodes`` per
-task, each with a seed derived from (run seed, task name, episode index).
-Free env slots take the next planned episode in order; every planned episode
-runs to its end and is counted exactly once, when it ends. No episode beyond
-the plan is ever started, so nothing is dropped and nothing biases the
-result toward short episodes, and outcomes do not depend on ``num_envs``.
+Accounting lives in the ledger: episodes are fixed up front, ``episodes``
+per task, each with a seed derived from (run seed, task name, episode
+index), and each is recorded exactly once, when it ends. Outcomes depend on
+the seed alone, never on ``num_envs``, the stage count or which slot ran it.
 
-The loop talks to the env in slot subsets (``step(ids, ...)``), so a later
-pipelined loop can step one group of slots while a policy query for another
-group is in flight.
+The loop splits the slots into ``stages`` groups (contiguous blocks). Each
+group cycles through: policy query in flight (``Policy.submit``) -> chunk
+pushed into the scheduler -> env chunk step (``VectorEnv.step_async`` /
+``step_wait``: every action a slot can execute before its next query, in one
+call) -> episode ends and restarts -> next query. Groups take turns, so while
+one group's query is in flight (a remote server), the other groups step; and
+while one group's env step runs in worker processes, the policy computes for
+another. With one stage this is the plain synchronous loop.
 """
 
 from __future__ import annotations
@@ -17,21 +20,23 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 
+import attrs
 import numpy as np
 
 from arena.contract import ActionChunk, EnvSpec, Observation, Task
-from arena.env import EpisodeSpec, StepResult, VectorEnv
-from arena.errors import PolicyError
+from arena.env import EpisodeSpec, StepHandle, StepResult, VectorEnv
+from arena.errors import ConfigError, PolicyError
+from arena.ledger import EpisodeLedger
 from arena.policy import Policy
 from arena.results import EpisodeRecord
 from arena.schedulers import ActionScheduler
 
 log = logging.getLogger(__name__)
 
-__all__ = ["episode_seed", "plan_episodes", "Evaluator", "FrameSink"]
+__all__ = ["episode_seed", "plan_episodes", "Evaluator", "FrameSink", "check_stages"]
 
 
 def episode_seed(seed: int, task: str, episode_index: int) -> int:
@@ -41,9 +46,22 @@ def episode_seed(seed: int, task: str, episode_index: int) -> int:
 
 
 def plan_episodes(tasks: Iterable[Task | str], episodes: int, seed: int) -> list[EpisodeSpec]:
-    """All episodes of a run, task by task, in the order slots take them."""
+    """All episodes of a run, task by task (the ledger hands them out task-affinely)."""
     names = [t.name if isinstance(t, Task) else t for t in tasks]
     return [EpisodeSpec(name, i, episode_seed(seed, name, i)) for name in names for i in range(episodes)]
+
+
+def check_stages(stages: int, num_envs: int, scheduler: ActionScheduler) -> None:
+    """Refuse stage counts the loop cannot honour, naming the flag."""
+    if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
+        raise ConfigError(f"--stages: expected an integer >= 1, got {stages!r}")
+    if stages > num_envs:
+        raise ConfigError(f"--stages: expected at most --num-envs ({num_envs}) groups of slots, got {stages}")
+    if stages > 1 and scheduler.couples_slots:
+        raise ConfigError(
+            f"--stages {stages}: the {type(scheduler).__name__} couples all slots in one query; "
+            "it runs with --stages 1 only"
+        )
 
 
 class FrameSink:
@@ -58,9 +76,25 @@ class FrameSink:
     def end(self, slot: int, episode: EpisodeSpec, record: EpisodeRecord) -> None:
         """The episode ended."""
 
+    def discard(self, slot: int, episode: EpisodeSpec) -> None:
+        """The episode was lost to an infrastructure fault and will run again: drop its frames."""
+
+
+@attrs.define(eq=False)
+class _Group:
+    """One pipeline stage: a block of slots and what it has in flight."""
+
+    ids: np.ndarray
+    mask: np.ndarray
+    query: Future | None = None
+    query_ids: np.ndarray | None = None
+    query_t0: float = 0.0
+    step: StepHandle | None = None
+    step_t0: float = 0.0
+
 
 class Evaluator:
-    """Runs planned episodes of one env with one policy and one scheduler."""
+    """Runs planned episodes of one env with one policy and one scheduler, in ``stages`` groups."""
 
     def __init__(
         self,
@@ -72,186 +106,231 @@ class Evaluator:
         on_episode: Callable[[EpisodeRecord], None],
         policy_uses_cameras: bool = True,
         frames: FrameSink | None = None,
+        stages: int = 1,
+        episode_retries: int = 2,
     ) -> None:
+        n = env.num_envs
+        check_stages(stages, n, scheduler)
         self.env = env
         self.spec: EnvSpec = env.spec
         self.policy = policy
         self.scheduler = scheduler
-        self.queue: deque[EpisodeSpec] = deque(episodes)
         self.max_steps = max_steps
         self.on_episode = on_episode
         self.render_for_policy = policy_uses_cameras and bool(self.spec.cameras)
         self.frames = frames or FrameSink()
-        n = env.num_envs
         self.n = n
-        self.slot_episode: list[EpisodeSpec | None] = [None] * n
-        self.recording = np.zeros(n, bool)
-        self.active = np.zeros(n, bool)
+        self.ledger = EpisodeLedger(
+            episodes, n, self._recorded, retries=episode_retries, wants_frames=self.frames.wants
+        )
+        self.groups = [_Group(ids, np.isin(np.arange(n), ids)) for ids in np.array_split(np.arange(n), stages)]
         self.fresh = np.zeros(n, bool)  # images of this slot are current
-        self.steps = np.zeros(n, np.int64)
-        self.env_time = np.zeros(n)
-        self.infer_time = np.zeros(n)
-        self.inferences = np.zeros(n, np.int64)
-        self.started = np.zeros(n)
         self.observation: Observation | None = None
         self.total_steps = 0
-        # cached so the per-step path does few numpy calls (its overhead is measured by bench/loop_overhead.py)
-        self.active_ids = np.zeros(0, np.int64)
-        self.n_recording = 0
-        self._no_render = np.zeros(n, bool)
+        self.rebuilds = 0  # resets that changed the task of a slot's simulator
+        self._async = env.async_steps and stages > 1
 
     # -- episode bookkeeping -------------------------------------------------------------------
-    def _finish(self, slot: int, success: bool, reason: str | None, error: bool) -> None:
-        ep = self.slot_episode[slot]
-        assert ep is not None
-        record = EpisodeRecord(
-            task=ep.task,
-            episode_index=ep.index,
-            seed=ep.seed,
-            success=success,
-            length=int(self.steps[slot]),
-            failure_reason=reason,
-            error=error,
-            timings={
-                "wall_s": round(time.perf_counter() - self.started[slot], 6),
-                "env_s": round(float(self.env_time[slot]), 6),
-                "infer_s": round(float(self.infer_time[slot]), 6),
-                "inferences": int(self.inferences[slot]),
-            },
-            env_slot=slot,
-        )
-        if self.recording[slot]:
+    def _recorded(self, slot: int, ep: EpisodeSpec, record: EpisodeRecord, recording: bool) -> None:
+        if recording:
             self.frames.end(slot, ep, record)
-        self.slot_episode[slot] = None
-        self.active[slot] = False
-        self.recording[slot] = False
-        self._refresh()
         self.on_episode(record)
+        self.policy.episode_end([slot], [record])
 
-    def _refresh(self) -> None:
-        self.active_ids = np.flatnonzero(self.active)
-        self.n_recording = int(self.recording.sum())
+    def _finish(self, slot: int, success: bool, reason: str | None, error: bool) -> None:
+        self.ledger.finish(slot, success, reason, error)
+
+    def _lose(self, slot: int, cause: str) -> None:
+        ledger = self.ledger
+        ep = ledger.episode[slot]
+        log.warning("episode %s lost (%s)", ep, cause)
+        if ledger.recording[slot] and ep is not None:
+            self.frames.discard(slot, ep)
+        ledger.lose(slot, cause)
 
     def _start(self, slots: list[int]) -> None:
-        """Give free ``slots`` their next planned episodes (failed resets consume an episode)."""
-        while slots and self.queue:
-            slots = slots[: len(self.queue)]
-            eps = [self.queue.popleft() for _ in slots]
-            ids = np.asarray(slots, np.int64)
-            for s, ep in zip(slots, eps):
-                self.slot_episode[s] = ep
-                self.active[s] = True
-                self.steps[s] = 0
-                self.env_time[s] = 0.0
-                self.infer_time[s] = 0.0
-                self.inferences[s] = 0
-                self.started[s] = time.perf_counter()
-                self.recording[s] = self.frames.wants(ep)
-            self._refresh()
+        """Give free ``slots`` their next episodes (a failed reset records or re-queues its episode)."""
+        ledger = self.ledger
+        while slots:
+            eps: list[EpisodeSpec] = []
+            taken: list[int] = []
+            for s in slots:
+                before = ledger.slot_task[s]
+                ep = ledger.take(s)
+                if ep is None:
+                    break
+                if ep.task != before:
+                    self.rebuilds += 1
+                eps.append(ep)
+                taken.append(s)
+            if not taken:
+                return
+            ids = np.asarray(taken, np.int64)
             self.scheduler.reset(ids)
             self.policy.reset(ids, [ep.seed for ep in eps])
-            render = self.recording[ids].copy()
+            render = ledger.recording[ids].copy()
             if self.render_for_policy:
-                render |= self.scheduler.need_mask(self.active)[ids]
+                render |= self.scheduler.need_mask(ledger.active)[ids]
             t0 = time.perf_counter()
             try:
                 res = self.env.reset(ids, eps, render)
             except Exception as exc:  # noqa: BLE001 - an env failure ends these episodes, not the run
-                log.warning("env reset failed for slots %s: %s", slots, exc)
-                res = StepResult(
-                    ids, np.zeros(len(ids), bool), [f"{type(exc).__name__}: {exc}"] * len(ids), self.observation
-                )  # type: ignore[arg-type]
+                log.warning("env reset failed for slots %s: %s", taken, exc)
+                res = self._failed(ids, exc)
             dt = time.perf_counter() - t0
             if res.observation is not None:
                 self.observation = res.observation
             self.fresh[ids] = render
-            failed = []
-            for k, s in enumerate(slots):
-                self.env_time[s] += dt
+            again = []
+            for k, s in enumerate(taken):
+                ledger.env_time[s] += dt
                 err = res.error[k]
                 if err is not None:
-                    self._finish(s, False, f"env_error: reset failed: {err}", True)
-                    failed.append(s)
-                elif self.recording[s]:
+                    if res.lost is not None and res.lost[k]:
+                        self._lose(s, err)
+                    else:
+                        self._finish(s, False, f"env_error: reset failed: {err}", True)
+                    again.append(s)
+                elif ledger.recording[s]:
                     self.frames.frame(s, eps[k], self.observation)  # type: ignore[arg-type]
-            slots = failed
+            slots = again
+
+    def _failed(self, ids: np.ndarray, exc: BaseException) -> StepResult:
+        return StepResult(ids, np.zeros(len(ids), bool), [f"{type(exc).__name__}: {exc}"] * len(ids), self.observation)  # type: ignore[arg-type]
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
-        self._start(list(range(self.n)))
-        if self.observation is not None:
-            # once, cheaply: a broken env adapter fails here, naming the field, not inside a policy
-            self.observation.validate(self.spec)
-        scheduler, env = self.scheduler, self.env
-        active = self.active
-        render_for_policy, max_steps = self.render_for_policy, self.max_steps
-        while len(self.active_ids):
-            need = scheduler.need_mask(active)
-            if need.any():
-                self._query(need)
-            ids = self.active_ids
-            actions = scheduler.pop(ids)
-            if render_for_policy:
-                # slots on their last allowed step end before anyone reads the next image
-                render = scheduler.need_mask(active)[ids] & (self.steps[ids] + 1 < max_steps)
-                if self.n_recording:
-                    render |= self.recording[ids]
-            elif self.n_recording:
-                render = self.recording[ids]
-            else:
-                render = self._no_render[: len(ids)]
-            t0 = time.perf_counter()
-            try:
-                res = env.step(ids, actions, render)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("env step failed for slots %s: %s", ids.tolist(), exc)
-                res = StepResult(
-                    ids, np.zeros(len(ids), bool), [f"{type(exc).__name__}: {exc}"] * len(ids), self.observation
-                )  # type: ignore[arg-type]
-            self.env_time[ids] += time.perf_counter() - t0
-            if res.observation is not None:
-                self.observation = res.observation
-            if render_for_policy:
-                self.fresh[ids] = render
-            steps = self.steps[ids] + 1
-            self.steps[ids] = steps
-            self.total_steps += len(ids)
-            over = steps >= max_steps
-            errors = res.error
-            if self.n_recording:
-                self._frames(ids)
-            if not (res.success.any() or over.any() or errors.count(None) != len(errors)):
-                continue
-            ended = []
-            for k, s in enumerate(ids.tolist()):
-                if errors[k] is not None:
-                    self._finish(s, False, f"env_error: {errors[k]}", True)
-                elif res.success[k]:
-                    self._finish(s, True, None, False)
-                elif over[k]:
-                    self._finish(s, False, "max_steps", False)
+        ledger = self.ledger
+        for g in self.groups:
+            self._start(g.ids.tolist())
+            if g is self.groups[0] and self.observation is not None:
+                # once, cheaply: a broken env adapter fails here, naming the field, not inside a policy
+                self.observation.validate(self.spec)
+            self._launch_query(g)
+        try:
+            while not ledger.done:
+                for g in self.groups:
+                    self._turn(g)
+        finally:
+            self._drain()
+        if ledger.unrecorded():  # the ledger's rule, checked where a loop bug would show
+            raise RuntimeError(f"evaluator: episodes never recorded: {ledger.unrecorded()}")
+
+    def _turn(self, g: _Group) -> None:
+        """Advance group ``g`` by one stage of its cycle (query -> step -> query ...)."""
+        if g.step is not None:
+            self._collect_step(g)
+            self._launch_query(g)
+            if g.query is not None and not g.query.done():
+                return  # the query is in flight: other groups step meanwhile
+        if g.query is not None:
+            self._collect_query(g)
+        if not self.ledger.active[g.ids].any():
+            return
+        self._launch_step(g)
+        if not self._async:
+            self._collect_step(g)
+            self._launch_query(g)
+
+    def _drain(self) -> None:
+        """Collect whatever is still in flight (an error stopped the run), so nothing runs on."""
+        for g in self.groups:
+            if g.step is not None:
+                try:
+                    self.env.step_wait(g.step)
+                except Exception:  # noqa: BLE001 - the run already failed; that error wins
+                    log.debug("collecting an outstanding step failed", exc_info=True)
+                g.step = None
+            if g.query is not None:
+                g.query.cancel()
+                g.query = None
+
+    def _launch_step(self, g: _Group) -> None:
+        ledger = self.ledger
+        ids = g.ids[ledger.active[g.ids]]
+        steps = ledger.steps[ids]
+        limit = self.max_steps - steps
+        recording = ledger.recording[ids]
+        if recording.any():
+            limit = np.where(recording, 1, limit)  # a video gets every frame
+        actions, counts = self.scheduler.pop_chunk(ids, limit)
+        if self.render_for_policy:
+            # render after the chunk only where the policy reads the next image; slots reaching
+            # the step limit end before anyone reads it
+            render = self.scheduler.need_mask(ledger.active)[ids] & (steps + counts < self.max_steps)
+            render |= recording
+        else:
+            render = recording
+        g.step_t0 = time.perf_counter()
+        g.step = self.env.step_async(ids, actions, counts, render)
+        if self.render_for_policy:
+            self.fresh[ids] = render
+
+    def _collect_step(self, g: _Group) -> None:
+        handle, g.step = g.step, None
+        assert handle is not None
+        ids = handle.env_ids
+        try:
+            res = self.env.step_wait(handle)
+        except Exception as exc:  # noqa: BLE001 - an env failure ends these episodes, not the run
+            log.warning("env step failed for slots %s: %s", ids.tolist(), exc)
+            res = self._failed(ids, exc)
+            res.steps = np.ones(len(ids), np.int64)
+        ledger = self.ledger
+        ledger.env_time[ids] += time.perf_counter() - g.step_t0
+        if res.observation is not None:
+            self.observation = res.observation
+        executed = np.ones(len(ids), np.int64) if res.steps is None else np.asarray(res.steps, np.int64)
+        steps = ledger.steps[ids] + executed
+        ledger.steps[ids] = steps
+        self.total_steps += int(executed.sum())
+        errors = res.error
+        if ledger.recording[ids].any():
+            for s in ids[ledger.recording[ids]].tolist():
+                ep = ledger.episode[s]
+                if ep is not None:
+                    self.frames.frame(s, ep, self.observation)  # type: ignore[arg-type]
+        over = steps >= self.max_steps
+        if not (res.success.any() or over.any() or errors.count(None) != len(errors)):
+            return
+        lost = res.lost
+        ended = []
+        for k, s in enumerate(ids.tolist()):
+            if errors[k] is not None:
+                if lost is not None and lost[k]:
+                    self._lose(s, errors[k])
                 else:
-                    continue
-                ended.append(s)
-            self._start(ended)
+                    self._finish(s, False, f"env_error: {errors[k]}", True)
+            elif res.success[k]:
+                self._finish(s, True, None, False)
+            elif over[k]:
+                self._finish(s, False, "max_steps", False)
+            else:
+                continue
+            ended.append(s)
+        self._start(ended)
 
-    def _frames(self, ids: np.ndarray) -> None:
-        for s in ids.tolist():
-            ep = self.slot_episode[s]
-            if self.recording[s] and ep is not None:
-                self.frames.frame(s, ep, self.observation)  # type: ignore[arg-type]
-
-    def _query(self, need: np.ndarray) -> None:
+    def _launch_query(self, g: _Group) -> None:
+        need = self.scheduler.need_mask(self.ledger.active) & g.mask
         need_ids = np.flatnonzero(need)
+        if not len(need_ids):
+            return
         if self.render_for_policy:
             stale = need_ids[~self.fresh[need_ids]]
             if len(stale):
                 self.observation = self.env.observe(stale, np.ones(len(stale), bool))
                 self.fresh[stale] = True
         assert self.observation is not None
-        t0 = time.perf_counter()
-        chunk = self.policy.infer(self.observation, need)
-        dt = time.perf_counter() - t0
+        g.query_ids = need_ids
+        g.query_t0 = time.perf_counter()
+        g.query = self.policy.submit(self.observation, need)
+
+    def _collect_query(self, g: _Group) -> None:
+        future, g.query = g.query, None
+        assert future is not None and g.query_ids is not None
+        need_ids = g.query_ids
+        chunk = future.result()
+        dt = time.perf_counter() - g.query_t0
         if not isinstance(chunk, ActionChunk):
             raise PolicyError(
                 f"policy {type(self.policy).__name__}.infer returned {type(chunk).__name__}, expected an arena.ActionChunk"
@@ -262,5 +341,5 @@ class Evaluator:
                 f"policy returned actions for env ids {got.tolist()}, expected exactly the masked ids {need_ids.tolist()}"
             )
         self.scheduler.push(chunk.numpy(), need_ids)
-        self.infer_time[need_ids] += dt
-        self.inferences[need_ids] += 1
+        self.ledger.infer_time[need_ids] += dt
+        self.ledger.inferences[need_ids] += 1

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import numpy as np
 
 from arena.contract import ActionChunk, EnvSpec, Observation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from arena.results import EpisodeRecord
 
 __all__ = ["Policy", "PolicyDescription", "NoConfig"]
 
@@ -30,6 +34,9 @@ class PolicyDescription:
     number of those actions it recommends executing before asking again.
     ``problems``: mismatches the policy found itself (e.g. a translator that
     cannot map a server key); each makes `arena check` fail.
+    ``stages``: the pipeline stages the policy suggests when ``--stages`` is
+    not given: 1 for in-process compute, 2 for a remote server, whose query
+    latency other slots' env steps can hide.
     """
 
     family: str
@@ -41,6 +48,7 @@ class PolicyDescription:
     uses_instruction: bool = False
     info: Mapping[str, str] = attrs.field(factory=dict)
     problems: list[str] = attrs.field(factory=list)
+    stages: int = 1
 
 
 class Policy(abc.ABC):
@@ -71,6 +79,30 @@ class Policy(abc.ABC):
 
         ``observation`` holds all N slots; only masked rows are current. The
         result has one row per masked env, in slot order, with their env ids.
+        """
+
+    def submit(self, observation: Observation, env_mask: np.ndarray) -> Future[ActionChunk]:
+        """Start :meth:`infer` for the masked envs; the future gives the chunk.
+
+        Contract: ``submit`` has read every row it needs of ``observation``
+        before it returns, so the env may overwrite rows (other slots step)
+        while the query is in flight. The default runs ``infer`` now and
+        returns a completed future; remote policies encode the request here
+        and send it without waiting for the reply.
+        """
+        future: Future[ActionChunk] = Future()
+        try:
+            future.set_result(self.infer(observation, env_mask))
+        except Exception as exc:  # noqa: BLE001 - delivered through the future, raised by result()
+            future.set_exception(exc)
+        return future
+
+    def episode_end(self, env_ids: Sequence[int], records: Sequence[EpisodeRecord]) -> None:
+        """Episodes ended in slots ``env_ids`` with ``records`` (recorded outcomes).
+
+        Protocols with episode sessions (tell the server the outcome) hook in
+        here; an episode lost to an infrastructure fault is not reported, it
+        restarts with :meth:`reset`.
         """
 
     def describe(self) -> PolicyDescription:

@@ -38,6 +38,9 @@ class ActionScheduler(abc.ABC):
     """Buffers action chunks per env slot and hands out one action per step."""
 
     Config: ClassVar[type] = NoConfig
+    #: True when one slot's query depends on the others (synced batches): such a scheduler
+    #: cannot run with pipelined stages, which query slot groups independently
+    couples_slots: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -74,6 +77,17 @@ class ActionScheduler(abc.ABC):
     @abc.abstractmethod
     def reset(self, env_ids: Sequence[int]) -> None:
         """Forget the buffers of ``env_ids`` only (their episodes restarted)."""
+
+    def pop_chunk(self, env_ids: Sequence[int], limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The actions each slot executes before it needs the policy again, at most ``limit[k]``.
+
+        Returns (actions (len(env_ids), m, A), counts (len(env_ids),)) for one
+        :meth:`arena.env.VectorEnv.step_chunk` call, advancing the buffers by
+        ``counts``. The default hands out one action per slot (:meth:`pop`),
+        right for schedulers that decide every step.
+        """
+        actions = self.pop(env_ids)
+        return actions[:, None, :], np.ones(len(actions), np.int64)
 
     def _check_chunk(self, actions: np.ndarray, env_ids: np.ndarray) -> None:
         expected = (len(env_ids), self.action_horizon, self.action_dim)
@@ -135,6 +149,25 @@ class ChunkedScheduler(ActionScheduler):
         self._pos[ids] += 1
         self._left[ids] -= 1
         return out
+
+    def pop_chunk(self, env_ids: Sequence[int], limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = _ids(env_ids)
+        left = self._left[ids]
+        if (left == 0).any():
+            raise PolicyError(
+                f"scheduler: env slots {ids[left == 0].tolist()} have no action left (no chunk was pushed)"
+            )
+        counts = np.minimum(left, limit)
+        pos = self._pos[ids]
+        if (pos == 0).all():
+            actions = self._buf[ids]
+        else:  # rows at different offsets (a cut by the step limit or a recording): shift each to 0
+            m = self.execution_horizon
+            idx = np.minimum(pos[:, None] + np.arange(m)[None, :], m - 1)
+            actions = self._buf[ids[:, None], idx]
+        self._pos[ids] = pos + counts
+        self._left[ids] = left - counts
+        return actions, counts
 
     def reset(self, env_ids: Sequence[int]) -> None:
         ids = _ids(env_ids)
@@ -225,8 +258,11 @@ class SyncedBatchScheduler(ChunkedScheduler):
     """Query only when EVERY active slot has run out; slots waiting meanwhile execute the hold action.
 
     Suits servers that want full batches; a slot whose episode restarts waits
-    (holding) until the others finish their chunks.
+    (holding) until the others finish their chunks. It couples all slots, so
+    it steps one action at a time and runs with one pipeline stage only.
     """
+
+    couples_slots = True
 
     def need_mask(self, active: np.ndarray) -> np.ndarray:
         if active.any() and (self._left[active] == 0).all():
@@ -243,3 +279,6 @@ class SyncedBatchScheduler(ChunkedScheduler):
         self._pos[live] += 1
         self._left[live] -= 1
         return out
+
+    def pop_chunk(self, env_ids: Sequence[int], limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return ActionScheduler.pop_chunk(self, env_ids, limit)

@@ -7,7 +7,6 @@ import os
 import signal
 import time
 
-import attrs
 import numpy as np
 import pytest
 from metaworld_testlib import project, run_plan
@@ -88,7 +87,7 @@ def test_images_upright_uint8_hwc() -> None:
         res = env.reset([0], [EpisodeSpec("pick-place-v3", 0, 3)], np.ones(1, bool))
         img = res.observation.images["corner"][0]
         assert img.shape == (h, w, 3) and img.dtype == np.uint8
-        sim = env._sim
+        sim = env.runner.sims[0]
         row, col = project(sim.env.model, sim.env.data, "corner", res.observation.state["obj1_pos"][0], h, w)
         r, c = h - 1 - round(row), w - 1 - round(col)  # upright = raw rotated by 180 degrees
         puck = img[r - 1 : r + 2, c - 1 : c + 2].reshape(-1, 3).mean(0)
@@ -195,6 +194,7 @@ def test_killed_worker_is_reported_and_replaced(pool) -> None:  # noqa: ANN001
     assert time.monotonic() - t0 < 10
     assert res.error[0] is None and res.error[2] is None
     assert res.error[1] is not None and "worker died" in res.error[1] and "-9" in res.error[1], res.error[1]
+    assert res.lost is not None and res.lost.tolist() == [False, True, False]  # infrastructure, not the env
     assert pool.worker_pid(1) != victim
     res = pool.reset([1], [EpisodeSpec("reach-v3", 1, 2)], np.zeros(1, bool))
     assert res.error == [None]
@@ -205,14 +205,14 @@ def test_killed_worker_is_reported_and_replaced(pool) -> None:  # noqa: ANN001
 def test_hung_worker_times_out_and_is_replaced(pool) -> None:  # noqa: ANN001
     eps = [EpisodeSpec("reach-v3", 0, s) for s in (1, 2, 3)]
     pool.reset([0, 1, 2], eps, np.zeros(3, bool))
-    saved = pool._pool.config
-    pool._pool.config = attrs.evolve(saved, worker_timeout_s=2.0)
+    saved = pool.runner.timeout_s
+    pool.runner.timeout_s = 2.0
     victim = pool.worker_pid(2)
     try:
         os.kill(victim, signal.SIGSTOP)
         res = pool.step([0, 1, 2], np.zeros((3, 4), np.float32), np.zeros(3, bool))
     finally:
-        pool._pool.config = saved
+        pool.runner.timeout_s = saved
         try:
             os.kill(victim, signal.SIGKILL)
         except ProcessLookupError:
@@ -224,7 +224,7 @@ def test_hung_worker_times_out_and_is_replaced(pool) -> None:  # noqa: ANN001
 
 
 def test_close_stops_every_worker(pool) -> None:  # noqa: ANN001
-    procs = [w.proc for w in pool._pool.workers]
+    procs = [w.proc for w in pool.runner.workers]
     pool.close()
     assert not any(p.is_alive() for p in procs)
     pool.close()  # idempotent

@@ -1,12 +1,14 @@
-"""One Meta-World scene: builds the task's env, seeds resets, steps, renders.
+"""One Meta-World scene as an :class:`arena.vector.Simulator`: builds the task's env, seeds resets, steps, renders.
 
 The same class runs in-process (``num_envs == 1``) and inside each worker
-process of the pool, so both paths share one implementation of seeding and
-success.
+process of the core pool (:mod:`arena.vector.process`), so both paths share
+one implementation of seeding and success. A scene is rebuilt only when a
+slot's task changes.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -14,13 +16,14 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from arena.vector import Simulator
 from arena_metaworld.config import MetaWorldConfig
 from arena_metaworld.render import CameraRenderer
 from arena_metaworld.tasks import env_class
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MetaWorldSim", "make_env", "seeded_reset"]
+__all__ = ["MetaWorldSim", "make_env", "seeded_reset", "sim_factory"]
 
 _BADQACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
 
@@ -61,13 +64,14 @@ def seeded_reset(env: Any, seed: int) -> np.ndarray:
     return obs
 
 
-class MetaWorldSim:
+class MetaWorldSim(Simulator):
     """A slot's simulator: the current task's env and its camera renderer."""
 
     def __init__(self, config: MetaWorldConfig) -> None:
         self.config = config
         self.task: str | None = None
         self.env: Any = None
+        self.builds = 0
         self._renderer: CameraRenderer | None = None
 
     def _switch(self, task: str) -> None:
@@ -75,6 +79,7 @@ class MetaWorldSim:
         self.close()
         self.env = make_env(task)
         self.task = task
+        self.builds += 1
         self._renderer = None
 
     def prepare(self, task: str) -> None:
@@ -82,12 +87,12 @@ class MetaWorldSim:
         if task != self.task:
             self._switch(task)
 
-    def reset(self, task: str, seed: int) -> np.ndarray:
+    def reset(self, task: str, seed: int, state: np.ndarray) -> None:
         self.prepare(task)
-        return seeded_reset(self.env, seed)
+        state[:] = seeded_reset(self.env, seed)
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Apply one action; returns (39-d observation, success).
+    def step(self, action: np.ndarray, state: np.ndarray) -> bool:
+        """Apply one action, write the 39-d observation; returns success.
 
         Raises when MuJoCo found the simulation unstable: it then silently
         resets the state (``mjWARN_BADQACC``), which would otherwise let the
@@ -96,7 +101,13 @@ class MetaWorldSim:
         obs, _, _, _, info = self.env.step(action)
         if self.env.data.warning[_BADQACC].number:
             raise RuntimeError("simulation unstable: MuJoCo reset the state (bad qacc)")
-        return obs, bool(info["success"])
+        state[:] = obs
+        return bool(info["success"])
+
+    def render(self, images: Mapping[str, np.ndarray]) -> int:
+        if self.env is None:
+            return 0
+        return self.render_into(images)
 
     def render_into(self, out: Mapping[str, np.ndarray]) -> int:
         """Render the configured cameras into ``out`` (camera -> (H, W, 3) uint8); returns images rendered."""
@@ -125,3 +136,8 @@ class MetaWorldSim:
                 log.debug("closing the %s env failed", self.task, exc_info=True)
             self.env = None
             self.task = None
+
+
+def sim_factory(config: MetaWorldConfig) -> functools.partial[MetaWorldSim]:
+    """The picklable factory the worker processes build their simulator with."""
+    return functools.partial(MetaWorldSim, config)

@@ -1,0 +1,197 @@
+"""The episode ledger: the plan, who runs what, and the rule "each planned episode is recorded once".
+
+Every loop (synchronous, pipelined, spread over Ray shards) hands episodes
+out and takes outcomes back through one :class:`EpisodeLedger`, so the
+accounting rule is written and tested in one place:
+
+* the episodes to run are fixed up front; nothing outside the plan starts;
+* an episode is recorded exactly once, when it ends (success, failure, env
+  error), through ``on_record``;
+* an episode lost to an infrastructure fault (its worker died or hung) is
+  NOT recorded: it goes back to the queue with its seed and runs again, at
+  most ``retries`` more times, after which it is recorded as an error that
+  names the cause.
+
+Which episode a free slot takes is task-affine: one of the task its
+simulator already holds when that task has episodes left (a same-task reset
+is ~10x cheaper than building another scene), otherwise one of the task with
+the most episodes left. The seed decides an episode, so the choice changes
+wall time only, never outcomes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from arena.env import EpisodeSpec
+from arena.results import EpisodeRecord
+
+__all__ = ["EpisodeLedger", "LOST_PREFIX"]
+
+#: failure_reason prefix of an episode whose retries after infrastructure losses ran out
+LOST_PREFIX = "lost"
+
+
+class EpisodeLedger:
+    """Planned episodes, the slot each running one occupies, and their per-slot bookkeeping.
+
+    The per-slot arrays (``steps``, ``env_time``, ``infer_time``,
+    ``inferences``, ``recording``) are public so the loop updates them with
+    vectorized numpy calls; everything that changes which episodes exist
+    goes through :meth:`take`, :meth:`finish` and :meth:`lose`.
+    """
+
+    def __init__(
+        self,
+        episodes: Sequence[EpisodeSpec],
+        num_slots: int,
+        on_record: Callable[[int, EpisodeSpec, EpisodeRecord, bool], None],
+        retries: int = 2,
+        wants_frames: Callable[[EpisodeSpec], bool] | None = None,
+    ) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.num_slots = num_slots
+        self.retries = retries
+        self._on_record = on_record
+        self._wants_frames = wants_frames
+        self._queues: dict[str, deque[EpisodeSpec]] = {}
+        for ep in episodes:
+            self._queues.setdefault(ep.task, deque()).append(ep)
+        keys = [(ep.task, ep.index) for ep in episodes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the episode plan names an episode twice")
+        self.planned = len(keys)
+        self._open = set(keys)  # planned and not yet recorded
+        self.attempts: dict[tuple[str, int], int] = {}
+        self.pending = len(keys)
+        self.episode: list[EpisodeSpec | None] = [None] * num_slots
+        #: the task whose scene each slot's simulator last held (task affinity)
+        self.slot_task: list[str | None] = [None] * num_slots
+        self.active = np.zeros(num_slots, bool)
+        self.recording = np.zeros(num_slots, bool)
+        self.steps = np.zeros(num_slots, np.int64)
+        self.env_time = np.zeros(num_slots)
+        self.infer_time = np.zeros(num_slots)
+        self.inferences = np.zeros(num_slots, np.int64)
+        self.started = np.zeros(num_slots)
+        self.recorded = 0
+        self.lost = 0
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def running(self) -> int:
+        return int(self.active.sum())
+
+    @property
+    def done(self) -> bool:
+        return self.pending == 0 and not self.active.any()
+
+    def left(self, task: str) -> int:
+        """Episodes of ``task`` waiting to start."""
+        q = self._queues.get(task)
+        return len(q) if q else 0
+
+    # -- handing out ---------------------------------------------------------------------------
+    def _pick(self, slot: int) -> EpisodeSpec | None:
+        held = self.slot_task[slot]
+        q = self._queues.get(held) if held is not None else None
+        if not q:
+            best = None
+            for queue in self._queues.values():  # plan order breaks ties
+                if queue and (best is None or len(queue) > len(best)):
+                    best = queue
+            q = best
+        return q.popleft() if q else None
+
+    def take(self, slot: int) -> EpisodeSpec | None:
+        """Start the next episode in free ``slot`` (None when none is left)."""
+        if self.active[slot]:
+            raise RuntimeError(f"ledger: slot {slot} still runs {self.episode[slot]}")
+        ep = self._pick(slot)
+        if ep is None:
+            return None
+        self.pending -= 1
+        key = (ep.task, ep.index)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        self.episode[slot] = ep
+        self.slot_task[slot] = ep.task
+        self.active[slot] = True
+        self.steps[slot] = 0
+        self.env_time[slot] = 0.0
+        self.infer_time[slot] = 0.0
+        self.inferences[slot] = 0
+        self.started[slot] = time.perf_counter()
+        self.recording[slot] = bool(self._wants_frames(ep)) if self._wants_frames else False
+        return ep
+
+    # -- taking back -----------------------------------------------------------------------------
+    def _release(self, slot: int) -> EpisodeSpec:
+        ep = self.episode[slot]
+        if ep is None or not self.active[slot]:
+            raise RuntimeError(f"ledger: slot {slot} runs no episode")
+        self.episode[slot] = None
+        self.active[slot] = False
+        self.recording[slot] = False
+        return ep
+
+    def finish(self, slot: int, success: bool, reason: str | None, error: bool) -> EpisodeRecord:
+        """The episode in ``slot`` ended: record it (exactly once) and free the slot.
+
+        ``on_record(slot, episode, record, recording)`` is called once the
+        slot is free (so it may start the next episode).
+        """
+        recording = bool(self.recording[slot])
+        ep = self._release(slot)
+        key = (ep.task, ep.index)
+        if key not in self._open:
+            raise RuntimeError(f"ledger: episode {key} was already recorded")
+        self._open.discard(key)
+        record = EpisodeRecord(
+            task=ep.task,
+            episode_index=ep.index,
+            seed=ep.seed,
+            success=success,
+            length=int(self.steps[slot]),
+            failure_reason=reason,
+            error=error,
+            timings={
+                "wall_s": round(time.perf_counter() - self.started[slot], 6),
+                "env_s": round(float(self.env_time[slot]), 6),
+                "infer_s": round(float(self.infer_time[slot]), 6),
+                "inferences": int(self.inferences[slot]),
+            },
+            env_slot=slot,
+        )
+        if self.attempts.get(key, 1) > 1:
+            record.timings["attempts"] = self.attempts[key]
+        self.recorded += 1
+        self._on_record(slot, ep, record, recording)
+        return record
+
+    def lose(self, slot: int, cause: str) -> EpisodeRecord | None:
+        """The episode in ``slot`` was lost to an infrastructure fault (not the policy's, not the env's).
+
+        It goes back to the front of its task's queue with its seed, unless it
+        was already retried ``retries`` times: then it is recorded as an error
+        naming ``cause`` and returned.
+        """
+        ep = self.episode[slot]
+        self.lost += 1
+        self.slot_task[slot] = None  # a replaced worker holds no scene
+        if ep is not None and self.attempts.get((ep.task, ep.index), 1) > self.retries:
+            return self.finish(
+                slot, False, f"{LOST_PREFIX}: {cause} (after {self.attempts[(ep.task, ep.index)]} attempts)", True
+            )
+        ep = self._release(slot)
+        self._queues.setdefault(ep.task, deque()).appendleft(ep)
+        self.pending += 1
+        return None
+
+    def unrecorded(self) -> list[tuple[str, int]]:
+        """Planned episodes not recorded yet (empty once the loop finished)."""
+        return sorted(self._open)

@@ -1,0 +1,180 @@
+"""``SimVectorEnv``: the arena :class:`~arena.env.VectorEnv` over per-slot :class:`Simulator` objects.
+
+A CPU simulator family (Meta-World, LIBERO) writes a :class:`Simulator` and
+a spec; this class does the rest: slot buffers, the in-process or
+worker-process runner, task checks, instructions, chunk steps in one round
+trip, asynchronous steps, lost-worker reporting and render counting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from arena.contract import EnvSpec, Observation
+from arena.env import EpisodeSpec, StepHandle, StepResult, VectorEnv
+from arena.vector.buffers import SlotBuffers, SlotLayout
+from arena.vector.inprocess import InProcessSlots
+from arena.vector.process import LOST, ProcessSlots
+from arena.vector.simulator import Reply, Simulator, SimulatorFactory
+from arena.vector.slots import SlotRunner
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SimVectorEnv"]
+
+
+def _default_slices(spec: EnvSpec) -> dict[str, slice]:
+    out, pos = {}, 0
+    for name, elements in spec.state_groups.items():
+        out[name] = slice(pos, pos + len(elements))
+        pos += len(elements)
+    return out
+
+
+class SimVectorEnv(VectorEnv):
+    """``num_envs`` slots, each one :class:`Simulator`, stepped in process or in spawned workers.
+
+    ``state_dim`` and ``group_slices`` say where each state group sits in a
+    slot's flat float32 state row (default: the groups of ``spec``
+    concatenated in order). ``processes``: one worker process per slot
+    (default: when ``num_envs > 1``); False keeps every simulator in this
+    process (a Ray shard steps its simulators itself). ``prebuilt``
+    simulators (in process only) serve the first slots, e.g. the one a
+    family built to read the spec from.
+    """
+
+    def __init__(
+        self,
+        spec: EnvSpec,
+        factory: SimulatorFactory,
+        num_envs: int,
+        *,
+        state_dim: int | None = None,
+        group_slices: Mapping[str, slice] | None = None,
+        processes: bool | None = None,
+        worker_timeout_s: float = 120.0,
+        prebuilt: Sequence[Simulator] = (),
+        label: str = "sim",
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.spec = spec
+        self.num_envs = num_envs
+        slices = dict(group_slices) if group_slices is not None else _default_slices(spec)
+        dim = state_dim if state_dim is not None else max((s.stop for s in slices.values()), default=0)
+        layout = SlotLayout(num_envs, dim, spec.cameras)
+        use_processes = num_envs > 1 if processes is None else processes
+        self.runner: SlotRunner
+        if use_processes:
+            for sim in prebuilt:
+                sim.close()
+            self.runner = ProcessSlots(factory, layout, timeout_s=worker_timeout_s, label=label)
+        else:
+            self.runner = InProcessSlots(factory, SlotBuffers(layout), prebuilt)
+        self.async_steps = self.runner.concurrent  # type: ignore[misc]
+        buffers = self.runner.buffers
+        self._instructions = {t.name: t.instruction for t in spec.tasks}
+        self._instruction = [""] * num_envs
+        self._obs = Observation(
+            images=buffers.images,
+            state={name: buffers.state[:, sl] for name, sl in slices.items()},
+            instruction=self._instruction,
+            env_ids=np.arange(num_envs),
+        )
+        self._renders = 0
+        self._closed = False
+
+    # -- replies ---------------------------------------------------------------------------------
+    def _result(self, ids: np.ndarray, replies: Sequence[Reply | None]) -> StepResult:
+        n = len(ids)
+        success = np.zeros(n, bool)
+        steps = np.zeros(n, np.int64)
+        lost = np.zeros(n, bool)
+        errors: list[str | None] = [None] * n
+        for k, reply in enumerate(replies):
+            if reply is None:  # filtered out before sending (unknown task)
+                continue
+            ok, executed, solved, message, renders = reply
+            self._renders += renders
+            if executed == LOST:
+                lost[k] = True
+                errors[k] = message
+                continue
+            steps[k] = executed
+            success[k] = solved
+            if not ok:
+                errors[k] = message
+        return StepResult(ids, success, errors, self._obs, steps, lost if lost.any() else None)
+
+    # -- VectorEnv -------------------------------------------------------------------------------
+    def reset(self, env_ids: Sequence[int], episodes: Sequence[EpisodeSpec], render: np.ndarray) -> StepResult:
+        ids = np.asarray(env_ids, np.int64)
+        known = [k for k, ep in enumerate(episodes) if ep.task in self._instructions]
+        replies: list[Reply | None] = [None] * len(ids)
+        got = self.runner.run(
+            [int(ids[k]) for k in known],
+            [("reset", episodes[k].task, int(episodes[k].seed), bool(render[k])) for k in known],
+        )
+        for k, reply in zip(known, got):
+            replies[k] = reply
+        res = self._result(ids, replies)
+        tasks = ", ".join(self._instructions)
+        for k, ep in enumerate(episodes):
+            if replies[k] is None:
+                res.error[k] = f"task {ep.task!r} is not part of {self.spec.name} (tasks: {tasks})"
+            elif res.error[k] is None:
+                self._instruction[int(ids[k])] = self._instructions[ep.task]
+        res.steps = None
+        return res
+
+    def step(self, env_ids: Sequence[int], actions: np.ndarray, render: np.ndarray) -> StepResult:
+        acts = np.asarray(actions, np.float32)
+        res = self.step_chunk(env_ids, acts[:, None, :], np.ones(len(acts), np.int64), render)
+        res.steps = None
+        return res
+
+    def step_chunk(
+        self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray
+    ) -> StepResult:
+        return self.step_wait(self.step_async(env_ids, actions, counts, render))
+
+    def step_async(
+        self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray
+    ) -> StepHandle:
+        ids = np.asarray(env_ids, np.int64)
+        acts = np.asarray(actions, np.float32)
+        ticket = self.runner.send(
+            ids.tolist(),
+            [("chunk", acts[k, : int(counts[k])], int(counts[k]), bool(render[k])) for k in range(len(ids))],
+        )
+        return StepHandle(ids, state=ticket)
+
+    def step_wait(self, handle: StepHandle) -> StepResult:
+        return self._result(handle.env_ids, self.runner.gather(handle.state))  # type: ignore[arg-type]
+
+    def observe(self, env_ids: Sequence[int], render: np.ndarray) -> Observation:
+        rows = [int(env_ids[k]) for k in range(len(env_ids)) if render[k]]
+        if rows:
+            for reply in self.runner.run(rows, [("observe",)] * len(rows)):
+                self._renders += reply[4]
+        return self._obs
+
+    def render_count(self) -> int:
+        return self._renders
+
+    def worker_pid(self, slot: int) -> int | None:
+        """Process id of the worker serving ``slot`` (None in process); for tests and diagnostics."""
+        return self.runner.pid(slot)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.runner.close()
+
+    def __getstate__(self) -> Any:
+        raise TypeError("a SimVectorEnv holds processes and shared memory; build it where it runs")
