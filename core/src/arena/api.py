@@ -8,13 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from arena.assembly import RunAssembly
 from arena.compat import check_compat
 from arena.config import config_to_dict
 from arena.errors import ConfigError
-from arena.evaluator import Evaluator, FrameSink, plan_episodes
-from arena.plugins import Plugins, activate, load_plugins
+from arena.evaluator import Evaluator, FrameSink, check_stages
+from arena.plugins import Plugins
 from arena.results import EpisodeRecord, RunDir, Summary, summarize
-from arena.run import NON_IDENTITY_KEYS, RunInfo, build_config, default_run_dir, make_env, make_policy
+from arena.run import NON_IDENTITY_KEYS, default_run_dir
+from arena.runinfo import RunInfo
 from arena.video import FrameSinks, VideoRecorder, check_video_options, make_recorder
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ def evaluate(
     videos: int = 0,
     video_camera: str | None = None,
     tracker: str | None = None,
+    stages: int | None = None,
+    episode_retries: int = 2,
 ) -> Summary:
     """Evaluate ``policy`` on ``env`` and return the summary (also written to the run directory).
 
@@ -63,6 +67,12 @@ def evaluate(
     ``RUN_DIR/videos`` (every camera, or ``video_camera``); ``tracker``
     (``"tensorboard"``, ``"wandb"``) logs per-episode metrics through the
     built-in ``trackers`` observer. Neither is part of the run's identity.
+    ``stages=G`` splits the slots into G pipeline groups: while one group's
+    policy query is in flight the others step (default: what the policy
+    suggests, 1 in process and 2 for remote servers). ``episode_retries``:
+    how often an episode lost to a dead or hung worker is re-run before it
+    is recorded as an error. Neither changes outcomes, so neither is part
+    of the run's identity either (a run started with one resumes with another).
     """
     _positive("episodes", episodes)
     _positive("num_envs", num_envs)
@@ -77,31 +87,61 @@ def evaluate(
         raise ConfigError("--video-camera: give --videos K too (how many episodes per task to record)")
     if videos and not write:
         raise ConfigError("--videos: videos are written to the run directory; they need write=True")
-    plugins = activate(plugins or load_plugins())
+    if stages is not None and (isinstance(stages, bool) or not isinstance(stages, int) or stages < 1):
+        raise ConfigError(f"--stages: expected an integer >= 1, got {stages!r}")
+    _positive("episode_retries", episode_retries, minimum=0)
+    assembly = RunAssembly(plugins)
+    with assembly.scope():
+        return _evaluate(
+            assembly, policy, env, episodes, num_envs, max_steps, seed, scheduler, policy_config, env_config,
+            scheduler_config, output, resume, write, on_episode, frames, videos, video_camera, tracker, stages,
+            episode_retries,
+        )  # fmt: skip
+
+
+def _evaluate(
+    assembly: RunAssembly,
+    policy: Any,
+    env: str,
+    episodes: int,
+    num_envs: int,
+    max_steps: int | None,
+    seed: int,
+    scheduler: str,
+    policy_config: Any,
+    env_config: Any,
+    scheduler_config: Any,
+    output: str | Path | None,
+    resume: str | Path | None,
+    write: bool,
+    on_episode: Callable[[EpisodeRecord, int, int], None] | None,
+    frames: FrameSink | None,
+    videos: int,
+    video_camera: str | None,
+    tracker: str | None,
+    stages: int | None,
+    episode_retries: int,
+) -> Summary:
+    plugins = assembly.plugins
     if tracker is not None:
         from arena.builtins.trackers import check_tracker
 
         check_tracker(tracker, plugins, has_run_dir=write)
-    sched_entry = plugins.schedulers.get(scheduler)
-    sched_config = build_config(sched_entry.config, scheduler_config)
+    plugins.schedulers.get(scheduler)  # an unknown scheduler fails before any env is built
 
-    vec_env, env_cfg = make_env(plugins, env, env_config, num_envs)
+    vec_env, env_cfg = assembly.env(env, env_config, num_envs)
     run_dir: RunDir | None = None
     recorder: VideoRecorder | None = None
     try:
         spec = vec_env.spec
-        pol, policy_name, pol_cfg = make_policy(plugins, policy, policy_config, spec, num_envs)
+        pol, policy_name, pol_cfg = assembly.policy(policy, policy_config, spec, num_envs)
         with pol:
             desc = pol.describe()
             check_compat(spec, desc)
-            sched = sched_entry.obj(
-                sched_config,
-                num_envs,
-                spec.action_dim,
-                desc.action_horizon,
-                hold_action=spec.hold,
-                suggested_execution=desc.execution_horizon,
-            )
+            built = assembly.scheduler(scheduler, scheduler_config, num_envs, spec, desc)
+            sched, sched_config = built.scheduler, built.config
+            n_stages = assembly.stages(stages, desc, num_envs)
+            check_stages(n_stages, num_envs, sched)
             steps = max_steps or spec.max_episode_steps
             config = {
                 "policy": policy_name,
@@ -121,8 +161,10 @@ def evaluate(
                 "videos": videos,
                 "video_camera": video_camera,
                 "tracker": tracker,
+                "stages": n_stages,
+                "episode_retries": episode_retries,
             }
-            plan = plan_episodes(spec.tasks, episodes, seed)
+            plan = assembly.plan(spec, episodes, seed)
             previous: list[EpisodeRecord] = []
             if write:
                 path = (
@@ -176,6 +218,8 @@ def evaluate(
                 ended,
                 policy_uses_cameras=bool(desc.cameras),
                 frames=frames,
+                stages=n_stages,
+                episode_retries=episode_retries,
             )
             t0 = time.perf_counter()
             evaluator.run()
@@ -183,6 +227,8 @@ def evaluate(
                 "env_steps": evaluator.total_steps,
                 "renders": vec_env.render_count(),
                 "wall_s": round(time.perf_counter() - t0, 3),
+                "scene_builds": evaluator.rebuilds,
+                "episodes_lost": evaluator.ledger.lost,
             }
             summary = summarize(
                 records,

@@ -71,8 +71,25 @@ def _selection(parser: argparse.ArgumentParser, with_run: bool) -> None:
     parser.add_argument("--env", required=True, help="env id FAMILY/ID, e.g. debug/reach or metaworld/mt10")
     parser.add_argument("--scheduler", default="chunked", help="action scheduler (default: chunked)")
     parser.add_argument("--num-envs", type=_int("num-envs", 1), default=1, help="parallel env slots (default: 1)")
+    parser.add_argument(
+        "--stages",
+        type=_int("stages", 1),
+        default=None,
+        metavar="G",
+        help="pipeline stages: the slots form G groups, and while one group's policy query is in flight "
+        "the others step (default: the policy's suggestion, 1 in process, 2 for a remote server; "
+        "outcomes do not depend on it)",
+    )
     if not with_run:
         return
+    parser.add_argument(
+        "--episode-retries",
+        type=_int("episode-retries", 0),
+        default=2,
+        metavar="R",
+        help="re-runs of an episode whose env worker died or hung, with the same seed, before it is "
+        "recorded as an error (default: 2)",
+    )
     parser.add_argument("--episodes", type=_int("episodes", 1), default=10, help="episodes per task (default: 10)")
     parser.add_argument(
         "--max-steps", type=_int("max-steps", 1), default=None, help="step limit per episode (default: the env's)"
@@ -267,6 +284,8 @@ def _cmd_eval(plugins: Plugins, args: argparse.Namespace, configs: dict[str, Any
             videos=args.videos,
             video_camera=args.video_camera,
             tracker=args.tracker,
+            stages=args.stages,
+            episode_retries=args.episode_retries,
         )
     finally:
         progress.close()

@@ -114,6 +114,8 @@ class VectorEnv(abc.ABC):
         """
         ids = np.asarray(env_ids, np.int64)
         counts = np.asarray(counts, np.int64)
+        if len(counts) and counts.min() == counts.max() == 1:
+            return self.step(ids, actions[:, 0], render)  # one action each: the plain step, no bookkeeping
         n = len(ids)
         steps = np.zeros(n, np.int64)
         success = np.zeros(n, bool)

@@ -86,6 +86,9 @@ class _Group:
 
     ids: np.ndarray
     mask: np.ndarray
+    whole: bool = False  # the group is every slot
+    active_ids: np.ndarray | None = None
+    version: int = -1
     query: Future | None = None
     query_ids: np.ndarray | None = None
     query_t0: float = 0.0
@@ -123,7 +126,10 @@ class Evaluator:
         self.ledger = EpisodeLedger(
             episodes, n, self._recorded, retries=episode_retries, wants_frames=self.frames.wants
         )
-        self.groups = [_Group(ids, np.isin(np.arange(n), ids)) for ids in np.array_split(np.arange(n), stages)]
+        self.groups = [
+            _Group(ids, np.isin(np.arange(n), ids), whole=stages == 1) for ids in np.array_split(np.arange(n), stages)
+        ]
+        self._no_render = np.zeros(n, bool)
         self.fresh = np.zeros(n, bool)  # images of this slot are current
         self.observation: Observation | None = None
         self.total_steps = 0
@@ -225,7 +231,7 @@ class Evaluator:
                 return  # the query is in flight: other groups step meanwhile
         if g.query is not None:
             self._collect_query(g)
-        if not self.ledger.active[g.ids].any():
+        if not len(self._active_ids(g)):
             return
         self._launch_step(g)
         if not self._async:
@@ -245,13 +251,21 @@ class Evaluator:
                 g.query.cancel()
                 g.query = None
 
+    def _active_ids(self, g: _Group) -> np.ndarray:
+        """The group's running slots, cached until the ledger starts or frees a slot."""
+        ledger = self.ledger
+        if g.version != ledger.version or g.active_ids is None:
+            g.active_ids = np.flatnonzero(ledger.active) if g.whole else g.ids[ledger.active[g.ids]]
+            g.version = ledger.version
+        return g.active_ids
+
     def _launch_step(self, g: _Group) -> None:
         ledger = self.ledger
-        ids = g.ids[ledger.active[g.ids]]
+        ids = self._active_ids(g)
         steps = ledger.steps[ids]
         limit = self.max_steps - steps
-        recording = ledger.recording[ids]
-        if recording.any():
+        recording = ledger.recording[ids] if ledger.n_recording else self._no_render[: len(ids)]
+        if ledger.n_recording:
             limit = np.where(recording, 1, limit)  # a video gets every frame
         actions, counts = self.scheduler.pop_chunk(ids, limit)
         if self.render_for_policy:
@@ -285,7 +299,7 @@ class Evaluator:
         ledger.steps[ids] = steps
         self.total_steps += int(executed.sum())
         errors = res.error
-        if ledger.recording[ids].any():
+        if ledger.n_recording and ledger.recording[ids].any():
             for s in ids[ledger.recording[ids]].tolist():
                 ep = ledger.episode[s]
                 if ep is not None:
@@ -311,7 +325,9 @@ class Evaluator:
         self._start(ended)
 
     def _launch_query(self, g: _Group) -> None:
-        need = self.scheduler.need_mask(self.ledger.active) & g.mask
+        need = self.scheduler.need_mask(self.ledger.active)
+        if not g.whole:
+            need &= g.mask
         need_ids = np.flatnonzero(need)
         if not len(need_ids):
             return

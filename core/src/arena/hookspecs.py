@@ -13,7 +13,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     from arena.registry import Registry
     from arena.results import EpisodeRecord, Summary
-    from arena.run import RunInfo
+    from arena.runinfo import RunInfo
 
 hookspec = pluggy.HookspecMarker("arena")
 

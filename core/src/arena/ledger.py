@@ -81,6 +81,9 @@ class EpisodeLedger:
         self.started = np.zeros(num_slots)
         self.recorded = 0
         self.lost = 0
+        #: slots recording frames, and a counter bumped whenever a slot starts or frees (loops cache on it)
+        self.n_recording = 0
+        self.version = 0
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -127,6 +130,8 @@ class EpisodeLedger:
         self.inferences[slot] = 0
         self.started[slot] = time.perf_counter()
         self.recording[slot] = bool(self._wants_frames(ep)) if self._wants_frames else False
+        self.n_recording += int(self.recording[slot])
+        self.version += 1
         return ep
 
     # -- taking back -----------------------------------------------------------------------------
@@ -136,7 +141,9 @@ class EpisodeLedger:
             raise RuntimeError(f"ledger: slot {slot} runs no episode")
         self.episode[slot] = None
         self.active[slot] = False
+        self.n_recording -= int(self.recording[slot])
         self.recording[slot] = False
+        self.version += 1
         return ep
 
     def finish(self, slot: int, success: bool, reason: str | None, error: bool) -> EpisodeRecord:

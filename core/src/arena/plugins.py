@@ -40,7 +40,6 @@ __all__ = [
     "load_plugins",
     "current_plugins",
     "using_plugins",
-    "activate",
     "BUILTINS",
     "ENTRY_POINT_GROUP",
 ]
@@ -310,18 +309,12 @@ _current: contextvars.ContextVar[Plugins | None] = contextvars.ContextVar("arena
 
 @contextlib.contextmanager
 def using_plugins(plugins: Plugins) -> Iterator[Plugins]:
-    """Make ``plugins`` what :func:`current_plugins` returns while policies and envs are built."""
+    """Make ``plugins`` what :func:`current_plugins` returns inside the ``with`` block (a run, a check, a server)."""
     token = _current.set(plugins)
     try:
         yield plugins
     finally:
         _current.reset(token)
-
-
-def activate(plugins: Plugins) -> Plugins:
-    """Make ``plugins`` current for the rest of this context (a run, a server, a check)."""
-    _current.set(plugins)
-    return plugins
 
 
 def current_plugins() -> Plugins:

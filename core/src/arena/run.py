@@ -9,8 +9,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from arena.compat import check_compat  # noqa: F401 - re-exported: callers import it from here
 from arena.config import add_config_arguments, make_config
 from arena.contract import EnvSpec
@@ -19,6 +17,7 @@ from arena.errors import ConfigError, RegistryError
 from arena.plugins import Plugins, using_plugins
 from arena.policy import Policy
 from arena.registry import Entry
+from arena.runinfo import RunInfo  # noqa: F401 - re-exported for callers of the old location
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +33,7 @@ __all__ = [
 
 #: config keys that do not change which episodes run or their outcome (not compared on --resume,
 #: not stored in config.json; summary.json's config has them)
-NON_IDENTITY_KEYS = ("num_envs", "videos", "video_camera", "tracker")
-
-
-@attrs.define
-class RunInfo:
-    """What observers get about a run (``arena_run_start`` and friends)."""
-
-    run_dir: Path | None
-    config: dict[str, Any]
-    env_spec: EnvSpec
-    episodes_planned: int
-    episodes_done_before: int = 0
+NON_IDENTITY_KEYS = ("num_envs", "videos", "video_camera", "tracker", "stages", "episode_retries")
 
 
 def resolve_env(plugins: Plugins, env_id: str) -> tuple[Entry, str]:

@@ -140,18 +140,26 @@ class ChunkedScheduler(ActionScheduler):
         self._pos[ids] = 0
         self._left[ids] = k
 
+    def _pop_one(self, ids: np.ndarray) -> np.ndarray:
+        left = self._left[ids]
+        if not left.all():
+            raise PolicyError(
+                f"scheduler: env slots {ids[left == 0].tolist()} have no action left (no chunk was pushed)"
+            )
+        self._pos[ids] += 1
+        self._left[ids] = left - 1
+        return np.ones(len(ids), np.int64)
+
     def pop(self, env_ids: Sequence[int]) -> np.ndarray:
         ids = _ids(env_ids)
-        if (self._left[ids] == 0).any():
-            empty = ids[self._left[ids] == 0].tolist()
-            raise PolicyError(f"scheduler: env slots {empty} have no action left (no chunk was pushed)")
         out = self._buf[ids, self._pos[ids]]
-        self._pos[ids] += 1
-        self._left[ids] -= 1
+        self._pop_one(ids)
         return out
 
     def pop_chunk(self, env_ids: Sequence[int], limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids = _ids(env_ids)
+        if self.execution_horizon == 1:  # the common one-action-per-query case: nothing to offset
+            return self._buf[ids], self._pop_one(ids)
         left = self._left[ids]
         if (left == 0).any():
             raise PolicyError(

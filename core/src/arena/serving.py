@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from arena.assembly import RunAssembly
 from arena.config import config_from_namespace
 from arena.contract import EnvSpec, Observation
 from arena.errors import ArenaError, ContractError
-from arena.plugins import Plugins, activate, load_plugins, parse_plugin_options
+from arena.plugins import Plugins, load_plugins, parse_plugin_options
 from arena.policy import PolicyDescription
-from arena.run import add_family_options, make_env, make_policy, preparse_selection
+from arena.run import add_family_options, preparse_selection
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,13 @@ class ServedPolicy:
         plugins: Plugins | None = None,
         max_batch: int = 64,
     ) -> None:
-        plugins = activate(plugins or load_plugins())
-        vec_env, _ = make_env(plugins, env, env_config, 1)  # only for its spec
-        try:
-            self.spec: EnvSpec = vec_env.spec
-        finally:
-            vec_env.close()
-        self.env_id = env
-        self.max_batch = max_batch
-        self.policy, self.name, _ = make_policy(plugins, policy, policy_config, self.spec, max_batch)
-        self.description: PolicyDescription = self.policy.describe()
+        self.assembly = RunAssembly(plugins or load_plugins())
+        with self.assembly.scope():
+            self.spec: EnvSpec = self.assembly.spec(env, env_config)
+            self.env_id = env
+            self.max_batch = max_batch
+            self.policy, self.name, _ = self.assembly.policy(policy, policy_config, self.spec, max_batch)
+            self.description: PolicyDescription = self.policy.describe()
 
     def infer(self, observation: Observation) -> np.ndarray:
         """Chunks (B, horizon, A) for the B rows of ``observation``."""
@@ -61,11 +59,13 @@ class ServedPolicy:
             raise ContractError(f"batch size: expected 1..{self.max_batch} observations, got {n}")
         observation.env_ids = np.arange(n)
         observation.validate(self.spec)
-        chunk = self.policy.infer(observation, np.ones(n, bool))
+        with self.assembly.scope():
+            chunk = self.policy.infer(observation, np.ones(n, bool))
         return chunk.numpy()
 
     def reset(self) -> None:
-        self.policy.reset(list(range(self.max_batch)))
+        with self.assembly.scope():
+            self.policy.reset(list(range(self.max_batch)))
 
     def close(self) -> None:
         self.policy.close()

@@ -210,6 +210,12 @@ class VideoRecorder(FrameSink):
             )
             log.debug("video %s: %d frames", final, rec.frames)
 
+    def discard(self, slot: int, episode: EpisodeSpec) -> None:
+        """The episode was lost (its worker died) and runs again: its partial video goes."""
+        rec = self._recordings.pop(slot, None)
+        if rec is not None:
+            self._abort(rec)
+
     def _abort(self, rec: _Recording) -> None:
         for writer in rec.writers.values():
             try:
@@ -245,6 +251,10 @@ class FrameSinks(FrameSink):
     def end(self, slot: int, episode: EpisodeSpec, record: EpisodeRecord) -> None:
         for s in self._wanted.pop((episode.task, episode.index), ()):
             s.end(slot, episode, record)
+
+    def discard(self, slot: int, episode: EpisodeSpec) -> None:
+        for s in self._wanted.pop((episode.task, episode.index), ()):
+            s.discard(slot, episode)
 
 
 def _frame(images: Any, slot: int) -> np.ndarray:

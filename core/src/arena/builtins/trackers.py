@@ -27,7 +27,7 @@ from arena.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from arena.plugins import Plugins
     from arena.results import EpisodeRecord, Summary
-    from arena.run import RunInfo
+    from arena.runinfo import RunInfo
 
 log = logging.getLogger(__name__)
 

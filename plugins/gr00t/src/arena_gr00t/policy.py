@@ -1,7 +1,10 @@
 """The ``gr00t`` policy family: a remote GR00T policy server behind arena's Policy interface.
 
 One ``infer`` call is one batched ``get_action`` carrying every env that needs a chunk
-(the client splits it over replicas). Keys are translated by a mapping selected per
+(the client splits it over replicas). ``submit`` encodes the request in the caller's
+thread and sends it from one request thread, so the evaluator's pipelined stages step
+other slots while the server infers (REQ sockets carry one request at a time, so the
+stages' queries queue on that thread). Keys are translated by a mapping selected per
 embodiment (translator registry ``gr00t:<embodiment>``, or ``--mapping``), and everything
 that does not fit is reported by ``describe()`` as a problem, so ``arena check`` shows it and
 ``arena eval`` refuses to start.
@@ -13,6 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -155,6 +159,7 @@ class Gr00tPolicy(Policy):
         self.form: str | None = None
         self._problems: list[str] | None = None
         self._info: dict[str, str] = {}
+        self._requests: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ setup
 
@@ -262,6 +267,7 @@ class Gr00tPolicy(Policy):
             uses_instruction=t.uses_instruction if t else False,
             info=dict(self._info),
             problems=list(problems),
+            stages=2,  # a remote server: hide its latency behind the other group's env steps
         )
 
     def reset(self, env_ids: Sequence[int], seeds: Sequence[int] | None = None) -> None:
@@ -269,7 +275,7 @@ class Gr00tPolicy(Policy):
         if self.translator is not None:
             self.translator.reset(env_ids)
 
-    def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
+    def _encode(self, observation: Observation, env_mask: np.ndarray) -> tuple[np.ndarray, Any]:
         problems = self._prepare()
         if problems:
             raise PolicyError("gr00t policy cannot run: " + "; ".join(problems))
@@ -277,15 +283,33 @@ class Gr00tPolicy(Policy):
         rows = np.flatnonzero(env_mask)
         env_ids = observation.env_ids[rows]
         if not len(rows):
+            return env_ids, None
+        return env_ids, self.translator.encode(observation, rows, self.form)
+
+    def _request(self, env_ids: np.ndarray, native: Any) -> ActionChunk:
+        assert self.translator is not None
+        if native is None:
             return ActionChunk(
                 np.zeros((0, self.translator.action_horizon, self.env_spec.action_dim), np.float32), env_ids
             )
-        native = self.translator.encode(observation, rows, self.form)
         try:
             action, _info = self.client.get_action(native)
         except Gr00tError as exc:
             raise PolicyError(f"gr00t: get_action for env(s) {env_ids.tolist()} failed: {exc}") from exc
-        return ActionChunk(self.translator.decode_actions(action, len(rows)), env_ids)
+        return ActionChunk(self.translator.decode_actions(action, len(env_ids)), env_ids)
+
+    def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
+        return self._request(*self._encode(observation, env_mask))
+
+    def submit(self, observation: Observation, env_mask: np.ndarray) -> Future[ActionChunk]:
+        """Encode now (the rows are read before returning), send and decode on the request thread."""
+        env_ids, native = self._encode(observation, env_mask)
+        if self._requests is None:
+            self._requests = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gr00t-request")
+        return self._requests.submit(self._request, env_ids, native)
 
     def close(self) -> None:
+        if self._requests is not None:
+            self._requests.shutdown(wait=True, cancel_futures=True)
+            self._requests = None
         self.client.close()

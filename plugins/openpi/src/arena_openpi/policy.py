@@ -20,12 +20,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 import attrs
 import numpy as np
 
 from arena.contract import ActionChunk, EnvSpec, Observation
 from arena.errors import ArenaError, PolicyError
+from arena.futures import completed, gather
 from arena.policy import Policy, PolicyDescription
 from arena.validators import accepted_by, at_least
 from arena_openpi.client import DEFAULT_PORT, _endpoint, healthz
@@ -277,9 +279,14 @@ class OpenpiPolicy(Policy):
             uses_instruction=t.uses_instruction if t else False,
             info=dict(self._info),
             problems=list(problems),
+            stages=2,  # a remote server: hide its latency behind the other group's env steps
         )
 
     def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
+        return self.submit(observation, env_mask).result()
+
+    def submit(self, observation: Observation, env_mask: np.ndarray) -> Future[ActionChunk]:
+        """Encode every row now, queue one request per row on the pool; decode when all are back."""
         problems = self._prepare()
         if problems:
             raise PolicyError("openpi policy cannot run: " + "; ".join(problems))
@@ -287,18 +294,16 @@ class OpenpiPolicy(Policy):
         rows = np.flatnonzero(env_mask)
         env_ids = observation.env_ids[rows]
         if not len(rows):
-            return ActionChunk(np.zeros((0, self.action_horizon, self.env_spec.action_dim), np.float32), env_ids)
+            return completed(
+                ActionChunk(np.zeros((0, self.action_horizon, self.env_spec.action_dim), np.float32), env_ids)
+            )
         requests = self.translator.encode(observation, rows)
-        try:
-            results = self.pool.infer_many(requests)
-        except OpenpiServerError as exc:
-            raise PolicyError(
-                f"openpi server {exc.endpoint} failed during inference for env(s) {env_ids.tolist()}; "
-                f"server traceback:\n{exc.server_traceback}"
-            ) from exc
-        except OpenpiError as exc:
-            raise PolicyError(f"openpi: inference for env(s) {env_ids.tolist()} failed: {exc}") from exc
-        return ActionChunk(self.translator.decode(results, self.action_horizon), env_ids)
+        translator, horizon = self.translator, self.action_horizon
+        pool = self.pool
+        futures = [pool.submit(r) for r in requests]
+        return _map_errors(
+            gather(futures, lambda results: ActionChunk(translator.decode(results, horizon), env_ids)), env_ids
+        )
 
     def reset(self, env_ids: Sequence[int], seeds: Sequence[int] | None = None) -> None:
         """Nothing to reset: openpi requests are independent (the protocol has no reset)."""
@@ -306,6 +311,32 @@ class OpenpiPolicy(Policy):
     def close(self) -> None:
         if self.pool is not None:
             self.pool.close()
+
+
+def _map_errors(future: Future[ActionChunk], env_ids: np.ndarray) -> Future[ActionChunk]:
+    """The same outcome, with openpi errors as PolicyErrors naming the envs."""
+    out: Future[ActionChunk] = Future()
+
+    def done(f: Future[ActionChunk]) -> None:
+        exc = f.exception()
+        if exc is None:
+            out.set_result(f.result())
+        elif isinstance(exc, OpenpiServerError):
+            err = PolicyError(
+                f"openpi server {exc.endpoint} failed during inference for env(s) {env_ids.tolist()}; "
+                f"server traceback:\n{exc.server_traceback}"
+            )
+            err.__cause__ = exc
+            out.set_exception(err)
+        elif isinstance(exc, OpenpiError):
+            err = PolicyError(f"openpi: inference for env(s) {env_ids.tolist()} failed: {exc}")
+            err.__cause__ = exc
+            out.set_exception(err)
+        else:
+            out.set_exception(exc)
+
+    future.add_done_callback(done)
+    return out
 
 
 def _last_line(text: str) -> str:
