@@ -124,7 +124,12 @@ def test_summary_json_schema(tmp_path: Path) -> None:
     assert data["config"]["env"] == "debug/suite"
     assert data["config"]["seed"] == 9
     assert data["config"]["episodes"] == 3
-    assert data["config"]["env_config"] == {"image_size": 32, "crash_episodes": []}
+    assert data["config"]["env_config"] == {
+        "image_size": 32,
+        "crash_episodes": [],
+        "slots": "array",
+        "step_cost_ms": 0.0,
+    }
     assert {"python", "arena-core", "numpy"} <= set(data["versions"])
     assert data["versions"]["arena-core"] == arena.__version__
     assert data["run_dir"] == str(out)

@@ -215,12 +215,28 @@ class Evaluator:
             self._launch_query(g)
         try:
             while not ledger.done:
+                progressed = False
                 for g in self.groups:
-                    self._turn(g)
+                    if self._ready(g):
+                        self._turn(g)
+                        progressed = True
+                if not progressed:  # every group waits for its query: wait for the oldest
+                    waiting = [g for g in self.groups if g.query is not None]
+                    if not waiting:
+                        raise RuntimeError(f"evaluator: {ledger.pending} episodes left but no slot can run them")
+                    self._turn(min(waiting, key=lambda g: g.query_t0))
         finally:
             self._drain()
         if ledger.unrecorded():  # the ledger's rule, checked where a loop bug would show
             raise RuntimeError(f"evaluator: episodes never recorded: {ledger.unrecorded()}")
+
+    def _ready(self, g: _Group) -> bool:
+        """Whether a turn of ``g`` can start without waiting for its policy query."""
+        if g.step is not None:
+            return True
+        if g.query is not None:
+            return g.query.done()
+        return bool(len(self._active_ids(g)))
 
     def _turn(self, g: _Group) -> None:
         """Advance group ``g`` by one stage of its cycle (query -> step -> query ...)."""

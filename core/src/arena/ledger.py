@@ -152,6 +152,9 @@ class EpisodeLedger:
         ``on_record(slot, episode, record, recording)`` is called once the
         slot is free (so it may start the next episode).
         """
+        return self._record(slot, success, reason, error, show_attempts=False)
+
+    def _record(self, slot: int, success: bool, reason: str | None, error: bool, show_attempts: bool) -> EpisodeRecord:
         recording = bool(self.recording[slot])
         ep = self._release(slot)
         key = (ep.task, ep.index)
@@ -174,8 +177,8 @@ class EpisodeLedger:
             },
             env_slot=slot,
         )
-        if self.attempts.get(key, 1) > 1:
-            record.timings["attempts"] = self.attempts[key]
+        if show_attempts or self.attempts.get(key, 1) > 1:
+            record.timings["attempts"] = self.attempts.get(key, 1)
         self.recorded += 1
         self._on_record(slot, ep, record, recording)
         return record
@@ -190,10 +193,10 @@ class EpisodeLedger:
         ep = self.episode[slot]
         self.lost += 1
         self.slot_task[slot] = None  # a replaced worker holds no scene
-        if ep is not None and self.attempts.get((ep.task, ep.index), 1) > self.retries:
-            return self.finish(
-                slot, False, f"{LOST_PREFIX}: {cause} (after {self.attempts[(ep.task, ep.index)]} attempts)", True
-            )
+        attempts = self.attempts.get((ep.task, ep.index), 1) if ep is not None else 1
+        if ep is not None and attempts > self.retries:
+            reason = f"{LOST_PREFIX}: {cause} (after {attempts} attempts)"
+            return self._record(slot, False, reason, True, show_attempts=True)
         ep = self._release(slot)
         self._queues.setdefault(ep.task, deque()).appendleft(ep)
         self.pending += 1

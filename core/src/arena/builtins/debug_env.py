@@ -7,11 +7,16 @@ without a physics engine.
 
 Ids: ``debug/reach`` (one task) and ``debug/suite`` (tasks ``reach`` and
 ``reach-far``). Config ``crash_episodes`` makes the env raise on step 3 of the
-listed episode indices, to exercise error accounting.
+listed episode indices, to exercise error accounting. ``slots`` runs the same
+dynamics as :mod:`arena.vector` simulators (in process or one worker process
+per slot) and ``step_cost_ms`` burns CPU per step, so the worker pool and the
+pipelined loop can be tested and measured without a physics engine.
 """
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Sequence
 
 import attrs
@@ -20,7 +25,7 @@ import numpy as np
 import arena
 from arena.contract import ActionGroup, EnvSpec, Observation, Task
 from arena.env import EnvFamily, EpisodeSpec, StepResult, VectorEnv
-from arena.validators import at_least
+from arena.validators import at_least, one_of
 
 SUITES = {
     "reach": ("reach",),
@@ -45,6 +50,73 @@ class DebugEnvConfig:
     crash_episodes: tuple[int, ...] = attrs.field(
         default=(), converter=tuple, metadata={"help": "episode indices whose env raises on step 3 (testing aid)"}
     )
+    slots: str = attrs.field(
+        default="array",
+        validator=one_of("array", "inprocess", "processes"),
+        metadata={
+            "identity": False,
+            "help": "how slots run: array (all in numpy arrays), inprocess (one arena.vector simulator per slot, "
+            "here) or processes (one worker process per slot); same outcomes, for testing the worker pool",
+        },
+    )
+    step_cost_ms: float = attrs.field(
+        default=0.0,
+        validator=at_least(0.0, kind="a number"),
+        metadata={"identity": False, "help": "CPU time each step burns, in ms (benchmarks of the pipelined loop)"},
+    )
+
+
+def initial_state(task: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(position, goal) of an episode of ``task`` with ``seed``."""
+    rng = np.random.default_rng(seed)
+    pos = rng.uniform(0.1, 0.3, size=2).astype(np.float32)
+    lo, hi = (0.4, 0.6) if task == "reach" else (0.7, 0.9)
+    return pos, rng.uniform(lo, hi, size=2).astype(np.float32)
+
+
+def advance(pos: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """The position after one action (clipped to [-1, 1], moving STEP_SIZE per unit)."""
+    a = np.clip(np.asarray(action, np.float32), -1.0, 1.0)
+    return np.clip(pos + STEP_SIZE * a, 0.0, 1.0)
+
+
+def solved(pos: np.ndarray, goal: np.ndarray) -> bool:
+    return float(np.linalg.norm(pos - goal)) < SUCCESS_RADIUS
+
+
+def draw(img: np.ndarray, pos: np.ndarray, goal: np.ndarray) -> None:
+    """The top-down frame: a green 3x3 goal and a red 3x3 point."""
+    size = img.shape[0]
+    img[:] = 0
+    for (x, y), color in ((goal, (0, 255, 0)), (pos, (255, 0, 0))):
+        r = int(np.clip(round(float(y) * (size - 1)), 0, size - 1))
+        c = int(np.clip(round(float(x) * (size - 1)), 0, size - 1))
+        img[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2] = color
+
+
+def burn(ms: float) -> None:
+    """Spend ``ms`` of CPU time (a stand-in for a simulator step's cost)."""
+    if ms <= 0:
+        return
+    end = time.thread_time() + ms / 1000.0
+    while time.thread_time() < end:
+        pass
+
+
+def build_spec(env_id: str, config: DebugEnvConfig) -> EnvSpec:
+    size = config.image_size
+    return EnvSpec(
+        name=f"debug/{env_id}",
+        embodiment="point2d",
+        cameras={"top": (size, size)},
+        state_groups={"position": ("x", "y"), "goal": ("goal_x", "goal_y")},
+        action_groups=(ActionGroup("delta", ("dx", "dy"), low=[-1, -1], high=[1, 1]),),
+        tasks=tuple(Task(t, INSTRUCTIONS[t]) for t in SUITES[env_id]),
+        max_episode_steps=MAX_EPISODE_STEPS,
+        control_hz=10.0,
+        success_rule=f"success when the point is within {SUCCESS_RADIUS} of the goal; "
+        "episode ends at the first success; max steps = failure",
+    )
 
 
 class DebugVectorEnv(VectorEnv):
@@ -54,18 +126,7 @@ class DebugVectorEnv(VectorEnv):
         self.config = config
         self.num_envs = num_envs
         size = config.image_size
-        self.spec = EnvSpec(
-            name=f"debug/{env_id}",
-            embodiment="point2d",
-            cameras={"top": (size, size)},
-            state_groups={"position": ("x", "y"), "goal": ("goal_x", "goal_y")},
-            action_groups=(ActionGroup("delta", ("dx", "dy"), low=[-1, -1], high=[1, 1]),),
-            tasks=tuple(Task(t, INSTRUCTIONS[t]) for t in SUITES[env_id]),
-            max_episode_steps=MAX_EPISODE_STEPS,
-            control_hz=10.0,
-            success_rule=f"success when the point is within {SUCCESS_RADIUS} of the goal; "
-            "episode ends at the first success; max steps = failure",
-        )
+        self.spec = build_spec(env_id, config)
         self._pos = np.zeros((num_envs, 2), np.float32)
         self._goal = np.zeros((num_envs, 2), np.float32)
         self._episode: list[EpisodeSpec | None] = [None] * num_envs
@@ -75,13 +136,7 @@ class DebugVectorEnv(VectorEnv):
         self._renders = 0
 
     def _render(self, i: int) -> None:
-        size = self.config.image_size
-        img = self._images[i]
-        img[:] = 0
-        for (x, y), color in ((self._goal[i], (0, 255, 0)), (self._pos[i], (255, 0, 0))):
-            r = int(np.clip(round(float(y) * (size - 1)), 0, size - 1))
-            c = int(np.clip(round(float(x) * (size - 1)), 0, size - 1))
-            img[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2] = color
+        draw(self._images[i], self._pos[i], self._goal[i])
         self._renders += 1
 
     def _obs(self) -> Observation:
@@ -94,10 +149,7 @@ class DebugVectorEnv(VectorEnv):
 
     def reset(self, env_ids: Sequence[int], episodes: Sequence[EpisodeSpec], render: np.ndarray) -> StepResult:
         for i, ep, r in zip(env_ids, episodes, render):
-            rng = np.random.default_rng(ep.seed)
-            self._pos[i] = rng.uniform(0.1, 0.3, size=2)
-            lo, hi = (0.4, 0.6) if ep.task == "reach" else (0.7, 0.9)
-            self._goal[i] = rng.uniform(lo, hi, size=2)
+            self._pos[i], self._goal[i] = initial_state(ep.task, ep.seed)
             self._episode[i] = ep
             self._t[i] = 0
             self._instruction[i] = INSTRUCTIONS[ep.task]
@@ -115,9 +167,9 @@ class DebugVectorEnv(VectorEnv):
             if ep is not None and ep.index in self.config.crash_episodes and self._t[i] == 3:
                 errors[k] = f"RuntimeError: debug env crashed on purpose at step 3 of episode {ep.index}"
                 continue
-            a = np.clip(np.asarray(a, np.float32), -1.0, 1.0)
-            self._pos[i] = np.clip(self._pos[i] + STEP_SIZE * a, 0.0, 1.0)
-            success[k] = float(np.linalg.norm(self._pos[i] - self._goal[i])) < SUCCESS_RADIUS
+            burn(self.config.step_cost_ms)
+            self._pos[i] = advance(self._pos[i], a)
+            success[k] = solved(self._pos[i], self._goal[i])
             if r:
                 self._render(i)
         return StepResult(np.asarray(env_ids), success, errors, self._obs())
@@ -140,7 +192,18 @@ class DebugEnvFamily(EnvFamily):
         return sorted(SUITES)
 
     def make(self, env_id: str, config: DebugEnvConfig, num_envs: int) -> VectorEnv:
-        return DebugVectorEnv(env_id, config, num_envs)
+        if config.slots == "array":
+            return DebugVectorEnv(env_id, config, num_envs)
+        from arena.builtins.debug_sim import PointSimulator
+        from arena.vector import SimVectorEnv
+
+        return SimVectorEnv(
+            build_spec(env_id, config),
+            functools.partial(PointSimulator, config),
+            num_envs,
+            processes=config.slots == "processes",
+            label="debug",
+        )
 
 
 @arena.hookimpl

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 
 import attrs
 import numpy as np
@@ -56,13 +56,9 @@ class SlotBuffers:
                 self._shm = shared_memory.SharedMemory(create=True, size=size)
                 self._owner = True
             else:
+                # a worker spawned by the owner shares its resource tracker: the block is registered once
+                # and unlinked by the owner's close()
                 self._shm = shared_memory.SharedMemory(name=name)
-                # the creating process owns the block; without this, a worker's exit would make
-                # Python's resource tracker unlink (or warn about) memory the parent still uses
-                try:
-                    resource_tracker.unregister(self._shm._name, "shared_memory")  # noqa: SLF001
-                except Exception:  # noqa: BLE001 - best effort: only a warning at exit depends on it
-                    log.debug("could not unregister the shared block from the resource tracker", exc_info=True)
             buf = self._shm.buf
             views = {
                 key: np.ndarray(shape, dtype=dtype, buffer=buf, offset=off)

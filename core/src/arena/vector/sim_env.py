@@ -117,7 +117,7 @@ class SimVectorEnv(VectorEnv):
         replies: list[Reply | None] = [None] * len(ids)
         got = self.runner.run(
             [int(ids[k]) for k in known],
-            [("reset", episodes[k].task, int(episodes[k].seed), bool(render[k])) for k in known],
+            [("reset", episodes[k], bool(render[k])) for k in known],
         )
         for k, reply in zip(known, got):
             replies[k] = reply

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from arena.env import EpisodeSpec
+
 __all__ = ["Simulator", "SimulatorFactory", "Reply", "execute"]
 
 
@@ -27,8 +29,12 @@ class Simulator(abc.ABC):
     """One slot's simulator. ``state`` is the slot's float32 row; ``images`` camera -> (H, W, 3) uint8."""
 
     @abc.abstractmethod
-    def reset(self, task: str, seed: int, state: np.ndarray) -> None:
-        """Start an episode of ``task`` from the initial state ``seed`` decides; write the state."""
+    def reset(self, episode: EpisodeSpec, state: np.ndarray) -> None:
+        """Start ``episode`` (its task, from the initial state its seed or index decides); write the state.
+
+        Build a new scene only when the task differs from the current one: the
+        loop hands a slot episodes of the task it already holds when it can.
+        """
 
     @abc.abstractmethod
     def step(self, action: np.ndarray, state: np.ndarray) -> bool:
@@ -60,7 +66,7 @@ def _finite(state: np.ndarray) -> bool:
 def execute(sim: Simulator, command: tuple[Any, ...], state: np.ndarray, images: Mapping[str, np.ndarray]) -> Reply:
     """Run one slot command; env failures become error replies, never exceptions.
 
-    Commands: ``("reset", task, seed, render)``, ``("chunk", actions (m, A),
+    Commands: ``("reset", episode, render)``, ``("chunk", actions (m, A),
     count, render)`` (stops at the first success or error; renders after the
     last action only if the slot did not end), ``("observe",)`` (render now).
     """
@@ -78,8 +84,8 @@ def execute(sim: Simulator, command: tuple[Any, ...], state: np.ndarray, images:
                     return (True, steps, True, None, 0)
             return (True, steps, False, None, sim.render(images) if render else 0)
         if kind == "reset":
-            _, task, seed, render = command
-            sim.reset(task, seed, state)
+            _, episode, render = command
+            sim.reset(episode, state)
             if not _finite(state):
                 return (False, 0, False, "simulation diverged: non-finite initial observation", 0)
             return (True, 0, False, None, sim.render(images) if render else 0)

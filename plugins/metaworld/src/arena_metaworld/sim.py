@@ -16,6 +16,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from arena.env import EpisodeSpec
 from arena.vector import Simulator
 from arena_metaworld.config import MetaWorldConfig
 from arena_metaworld.render import CameraRenderer
@@ -87,9 +88,9 @@ class MetaWorldSim(Simulator):
         if task != self.task:
             self._switch(task)
 
-    def reset(self, task: str, seed: int, state: np.ndarray) -> None:
-        self.prepare(task)
-        state[:] = seeded_reset(self.env, seed)
+    def reset(self, episode: EpisodeSpec, state: np.ndarray) -> None:
+        self.prepare(episode.task)
+        state[:] = seeded_reset(self.env, episode.seed)
 
     def step(self, action: np.ndarray, state: np.ndarray) -> bool:
         """Apply one action, write the 39-d observation; returns success.
