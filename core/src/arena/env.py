@@ -74,10 +74,11 @@ class VectorEnv(abc.ABC):
     * :meth:`step`: one action per slot;
     * :meth:`step_chunk`: up to ``counts[k]`` actions per slot in ONE call
       (a worker pool makes one round trip per chunk, not per action);
-    * :meth:`step_async` / :meth:`step_wait`: start a chunk step and collect
-      it later, so other work overlaps it. ``async_steps`` says whether
-      ``step_async`` really returns before the simulators finish (worker
-      processes); the loop then overlaps other groups with it.
+    * :meth:`step_async` / :meth:`step_wait` (and :meth:`reset_async` /
+      :meth:`reset_wait`): start a call and collect it later, so other work
+      overlaps it. ``async_steps`` says whether they really return before the
+      simulators finish (worker processes); the loop then keeps other slots
+      busy meanwhile and polls :meth:`ready`.
     """
 
     spec: EnvSpec
@@ -159,6 +160,24 @@ class VectorEnv(abc.ABC):
         """The result of the chunk step started as ``handle``."""
         assert handle.run is not None, "step_wait: this handle belongs to another env"
         return handle.run()
+
+    def reset_async(self, env_ids: Sequence[int], episodes: Sequence[EpisodeSpec], render: np.ndarray) -> StepHandle:
+        """Start :meth:`reset`; :meth:`reset_wait` collects it. With worker processes the
+        other slots keep stepping while a slot builds a new scene. Default: deferred."""
+        ids = np.asarray(env_ids, np.int64)
+        return StepHandle(ids, lambda: self.reset(ids, episodes, render))
+
+    def reset_wait(self, handle: StepHandle) -> StepResult:
+        """The result of the reset started as ``handle``."""
+        assert handle.run is not None, "reset_wait: this handle belongs to another env"
+        return handle.run()
+
+    def ready(self, handle: StepHandle) -> bool:
+        """Whether waiting on ``handle`` would return at once (polled by the loop; default True)."""
+        return True
+
+    def wait(self, handles: Sequence[StepHandle], timeout: float | None) -> None:
+        """Block until one of ``handles`` is :meth:`ready` or ``timeout`` seconds passed (default: no wait)."""
 
     def observe(self, env_ids: Sequence[int], render: np.ndarray) -> Observation:
         """The current observation of all slots, rendering cameras for ``env_ids`` where ``render``.

@@ -17,6 +17,7 @@ another. With one stage this is the plain synchronous loop.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 import zlib
@@ -37,6 +38,9 @@ from arena.schedulers import ActionScheduler
 log = logging.getLogger(__name__)
 
 __all__ = ["episode_seed", "plan_episodes", "Evaluator", "FrameSink", "check_stages"]
+
+#: how long each wait lasts when both env steps and policy queries are in flight
+_POLL_S = 0.0005
 
 
 def episode_seed(seed: int, task: str, episode_index: int) -> int:
@@ -96,6 +100,17 @@ class _Group:
     step_t0: float = 0.0
 
 
+@attrs.define(eq=False)
+class _Reset:
+    """Episode starts in flight (worker processes build scenes while other slots step)."""
+
+    handle: StepHandle
+    slots: list[int]
+    episodes: list[EpisodeSpec]
+    render: np.ndarray
+    t0: float
+
+
 class Evaluator:
     """Runs planned episodes of one env with one policy and one scheduler, in ``stages`` groups."""
 
@@ -134,7 +149,14 @@ class Evaluator:
         self.observation: Observation | None = None
         self.total_steps = 0
         self.rebuilds = 0  # resets that changed the task of a slot's simulator
-        self._async = env.async_steps and stages > 1
+        # worker processes: steps and episode starts run while this process does other work
+        self._async = bool(env.async_steps)
+        # a scheduler coupling all slots (synced) makes hold steps depend on when a start completes
+        self._async_resets = self._async and not scheduler.couples_slots
+        self.starting = np.zeros(n, bool)  # slots whose reset is in flight
+        self._resets: list[_Reset] = []
+        self._starts = 0  # bumped when a slot starts or stops starting (cache key of _active_ids)
+        self._validated = False
 
     # -- episode bookkeeping -------------------------------------------------------------------
     def _recorded(self, slot: int, ep: EpisodeSpec, record: EpisodeRecord, recording: bool) -> None:
@@ -178,28 +200,71 @@ class Evaluator:
             if self.render_for_policy:
                 render |= self.scheduler.need_mask(ledger.active)[ids]
             t0 = time.perf_counter()
+            if self._async_resets:
+                try:
+                    handle = self.env.reset_async(ids, eps, render)
+                except Exception as exc:  # noqa: BLE001 - an env failure ends these episodes, not the run
+                    slots = self._started(taken, eps, render, self._reset_failed(ids, exc), t0)
+                    continue
+                self.starting[ids] = True
+                self._starts += 1
+                self._resets.append(_Reset(handle, taken, eps, render, t0))
+                return
             try:
                 res = self.env.reset(ids, eps, render)
             except Exception as exc:  # noqa: BLE001 - an env failure ends these episodes, not the run
-                log.warning("env reset failed for slots %s: %s", taken, exc)
-                res = self._failed(ids, exc)
-            dt = time.perf_counter() - t0
-            if res.observation is not None:
-                self.observation = res.observation
-            self.fresh[ids] = render
-            again = []
-            for k, s in enumerate(taken):
-                ledger.env_time[s] += dt
-                err = res.error[k]
-                if err is not None:
-                    if res.lost is not None and res.lost[k]:
-                        self._lose(s, err)
-                    else:
-                        self._finish(s, False, f"env_error: reset failed: {err}", True)
-                    again.append(s)
-                elif ledger.recording[s]:
-                    self.frames.frame(s, eps[k], self.observation)  # type: ignore[arg-type]
-            slots = again
+                res = self._reset_failed(ids, exc)
+            slots = self._started(taken, eps, render, res, t0)
+
+    def _reset_failed(self, ids: np.ndarray, exc: BaseException) -> StepResult:
+        log.warning("env reset failed for slots %s: %s", ids.tolist(), exc)
+        return self._failed(ids, exc)
+
+    def _collect_reset(self, r: _Reset) -> None:
+        self._resets.remove(r)
+        ids = np.asarray(r.slots, np.int64)
+        try:
+            res = self.env.reset_wait(r.handle)
+        except Exception as exc:  # noqa: BLE001
+            res = self._reset_failed(ids, exc)
+        self.starting[ids] = False
+        self._starts += 1
+        again = self._started(r.slots, r.episodes, r.render, res, r.t0)
+        if again:
+            self._start(again)
+
+    def _poll_resets(self) -> bool:
+        done = [r for r in self._resets if self.env.ready(r.handle)]
+        for r in done:
+            self._collect_reset(r)
+        return bool(done)
+
+    def _started(
+        self, slots: list[int], eps: list[EpisodeSpec], render: np.ndarray, res: StepResult, t0: float
+    ) -> list[int]:
+        """Book the resets of ``slots``; returns the slots whose episode failed to start (to start again)."""
+        ledger = self.ledger
+        dt = time.perf_counter() - t0
+        if res.observation is not None:
+            self.observation = res.observation
+            if not self._validated:
+                # once, cheaply: a broken env adapter fails here, naming the field, not inside a policy
+                self._validated = True
+                self.observation.validate(self.spec)
+        self.fresh[np.asarray(slots, np.int64)] = render
+        again = []
+        for k, s in enumerate(slots):
+            ledger.env_time[s] += dt
+            err = res.error[k]
+            if err is not None:
+                if res.lost is not None and res.lost[k]:
+                    self._lose(s, err)
+                else:
+                    self._finish(s, False, f"env_error: reset failed: {err}", True)
+                again.append(s)
+            elif ledger.recording[s]:
+                self.frames.frame(s, eps[k], self.observation)  # type: ignore[arg-type]
+        return again
 
     def _failed(self, ids: np.ndarray, exc: BaseException) -> StepResult:
         return StepResult(ids, np.zeros(len(ids), bool), [f"{type(exc).__name__}: {exc}"] * len(ids), self.observation)  # type: ignore[arg-type]
@@ -209,53 +274,66 @@ class Evaluator:
         ledger = self.ledger
         for g in self.groups:
             self._start(g.ids.tolist())
-            if g is self.groups[0] and self.observation is not None:
-                # once, cheaply: a broken env adapter fails here, naming the field, not inside a policy
-                self.observation.validate(self.spec)
-            self._launch_query(g)
         try:
             while not ledger.done:
-                progressed = False
+                progressed = self._poll_resets() if self._resets else False
                 for g in self.groups:
                     if self._ready(g):
                         self._turn(g)
                         progressed = True
-                if not progressed:  # every group waits for its query: wait for the oldest
-                    waiting = [g for g in self.groups if g.query is not None]
-                    if not waiting:
-                        raise RuntimeError(f"evaluator: {ledger.pending} episodes left but no slot can run them")
-                    self._turn(min(waiting, key=lambda g: g.query_t0))
+                if not progressed:
+                    self._wait_any()
         finally:
             self._drain()
         if ledger.unrecorded():  # the ledger's rule, checked where a loop bug would show
             raise RuntimeError(f"evaluator: episodes never recorded: {ledger.unrecorded()}")
 
+    def _wait_any(self) -> None:
+        """Nothing can go on without waiting: block until a query, a step or a start completes."""
+        handles = [r.handle for r in self._resets] + [g.step for g in self.groups if g.step is not None]
+        queries = [g.query for g in self.groups if g.query is not None]
+        if not handles and not queries:
+            raise RuntimeError(f"evaluator: {self.ledger.pending} episodes left but no slot can run them")
+        if not queries:
+            self.env.wait(handles, None)
+        elif not handles:
+            concurrent.futures.wait(queries, return_when=concurrent.futures.FIRST_COMPLETED)
+        else:  # both kinds in flight: alternate short waits on each
+            self.env.wait(handles, _POLL_S)
+            concurrent.futures.wait(queries, timeout=_POLL_S, return_when=concurrent.futures.FIRST_COMPLETED)
+
     def _ready(self, g: _Group) -> bool:
-        """Whether a turn of ``g`` can start without waiting for its policy query."""
+        """Whether a turn of ``g`` can start without waiting (for its query or its workers)."""
         if g.step is not None:
-            return True
+            return not self._async or self.env.ready(g.step)
         if g.query is not None:
             return g.query.done()
         return bool(len(self._active_ids(g)))
 
     def _turn(self, g: _Group) -> None:
         """Advance group ``g`` by one stage of its cycle (query -> step -> query ...)."""
-        if g.step is not None:
-            self._collect_step(g)
+        if g.step is not None or g.query is None:
+            if g.step is not None:
+                self._collect_step(g)
             self._launch_query(g)
             if g.query is not None and not g.query.done():
                 return  # the query is in flight: other groups step meanwhile
         if g.query is not None:
             self._collect_query(g)
-        if not len(self._active_ids(g)):
+        if not self._launch_step(g):
             return
-        self._launch_step(g)
         if not self._async:
             self._collect_step(g)
             self._launch_query(g)
 
     def _drain(self) -> None:
         """Collect whatever is still in flight (an error stopped the run), so nothing runs on."""
+        for r in list(self._resets):
+            try:
+                self.env.reset_wait(r.handle)
+            except Exception:  # noqa: BLE001 - the run already failed; that error wins
+                log.debug("collecting an outstanding reset failed", exc_info=True)
+        self._resets.clear()
         for g in self.groups:
             if g.step is not None:
                 try:
@@ -267,17 +345,27 @@ class Evaluator:
                 g.query.cancel()
                 g.query = None
 
+    def _runnable(self) -> np.ndarray:
+        """Slots running an episode whose start is not in flight."""
+        return self.ledger.active & ~self.starting if self._resets else self.ledger.active
+
     def _active_ids(self, g: _Group) -> np.ndarray:
-        """The group's running slots, cached until the ledger starts or frees a slot."""
-        ledger = self.ledger
-        if g.version != ledger.version or g.active_ids is None:
-            g.active_ids = np.flatnonzero(ledger.active) if g.whole else g.ids[ledger.active[g.ids]]
-            g.version = ledger.version
+        """The group's runnable slots, cached until a slot starts, frees or finishes starting."""
+        key = self.ledger.version + (self._starts << 32)
+        if g.version != key or g.active_ids is None:
+            runnable = self._runnable()
+            g.active_ids = np.flatnonzero(runnable) if g.whole else g.ids[runnable[g.ids]]
+            g.version = key
         return g.active_ids
 
-    def _launch_step(self, g: _Group) -> None:
+    def _launch_step(self, g: _Group) -> bool:
+        """Start the chunk step of the group's slots that hold actions; False if none does."""
         ledger = self.ledger
         ids = self._active_ids(g)
+        if self._async_resets:  # a slot whose start completed after the last query waits for its chunk
+            ids = ids[~self.scheduler.need_mask(self._runnable())[ids]]
+        if not len(ids):
+            return False
         steps = ledger.steps[ids]
         limit = self.max_steps - steps
         recording = ledger.recording[ids] if ledger.n_recording else self._no_render[: len(ids)]
@@ -287,7 +375,7 @@ class Evaluator:
         if self.render_for_policy:
             # render after the chunk only where the policy reads the next image; slots reaching
             # the step limit end before anyone reads it
-            render = self.scheduler.need_mask(ledger.active)[ids] & (steps + counts < self.max_steps)
+            render = self.scheduler.need_mask(self._runnable())[ids] & (steps + counts < self.max_steps)
             render |= recording
         else:
             render = recording
@@ -295,6 +383,7 @@ class Evaluator:
         g.step = self.env.step_async(ids, actions, counts, render)
         if self.render_for_policy:
             self.fresh[ids] = render
+        return True
 
     def _collect_step(self, g: _Group) -> None:
         handle, g.step = g.step, None
@@ -341,7 +430,7 @@ class Evaluator:
         self._start(ended)
 
     def _launch_query(self, g: _Group) -> None:
-        need = self.scheduler.need_mask(self.ledger.active)
+        need = self.scheduler.need_mask(self._runnable())
         if not g.whole:
             need &= g.mask
         need_ids = np.flatnonzero(need)

@@ -223,3 +223,26 @@ def test_reference_server_security(servers):
         assert client.ping()["status"] == "ok"  # still serving
         client.kill()
     assert sp.proc.wait(timeout=30) == 0
+
+
+def test_mt10_with_two_stages_gives_the_episodes_of_one_stage(tmp_path):
+    """`arena eval --policy gr00t --env metaworld/mt10 --stages 2` against `arena-gr00t serve`."""
+    sp = spawn_serve("--policy", "expert", "--env", "metaworld/mt10")
+    try:
+        wait_ready(sp)
+        runs = {}
+        for stages in (1, 2):
+            out = tmp_path / f"stages{stages}"
+            argv = ["eval", "--policy", "gr00t", "--env", "metaworld/mt10", "--port", str(sp.port)]
+            argv += ["--episodes", "1", "--num-envs", "2", "--max-steps", "60", "--stages", str(stages)]
+            assert arena_main([*argv, "--output", str(out), "--no-progress"]) == 0
+            lines = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+            runs[stages] = sorted((d["task"], d["episode_index"], d["success"], d["length"]) for d in lines)
+            assert json.loads((out / "summary.json").read_text())["config"]["stages"] == stages
+    finally:
+        sp.kill()
+    local: list = []
+    arena.evaluate("expert", "metaworld/mt10", episodes=1, max_steps=60, write=False,
+                   on_episode=lambda r, d, t: local.append(r))  # fmt: skip
+    assert runs[1] == runs[2] == sorted((r.task, r.episode_index, r.success, r.length) for r in local)
+    assert len(runs[1]) == 10 and any(ok for _, _, ok, _ in runs[1])

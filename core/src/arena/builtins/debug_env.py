@@ -16,6 +16,7 @@ pipelined loop can be tested and measured without a physics engine.
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 from collections.abc import Sequence
 
@@ -94,13 +95,16 @@ def draw(img: np.ndarray, pos: np.ndarray, goal: np.ndarray) -> None:
         img[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2] = color
 
 
+_BURN = bytes(32768)
+
+
 def burn(ms: float) -> None:
-    """Spend ``ms`` of CPU time (a stand-in for a simulator step's cost)."""
+    """Spend ``ms`` of CPU time, like a simulator step (hashing releases the GIL, as MuJoCo's step does)."""
     if ms <= 0:
         return
     end = time.thread_time() + ms / 1000.0
     while time.thread_time() < end:
-        pass
+        hashlib.sha256(_BURN)
 
 
 def build_spec(env_id: str, config: DebugEnvConfig) -> EnvSpec:

@@ -30,6 +30,9 @@ class SlotLayout:
     num_slots: int
     state_dim: int
     cameras: Mapping[str, tuple[int, int]] = attrs.field(converter=lambda c: dict(c))
+    #: action rows per slot carried in shared memory (longer chunks travel in the message)
+    action_dim: int = 0
+    max_chunk: int = 0
 
     def offsets(self) -> tuple[dict[str, tuple[int, tuple[int, ...], str]], int]:
         """name -> (byte offset, shape, dtype), and the total size."""
@@ -37,6 +40,7 @@ class SlotLayout:
         pos = 0
         parts: list[tuple[str, tuple[int, ...], str, int]] = [("state", (self.num_slots, self.state_dim), "float32", 4)]
         parts += [(f"image:{cam}", (self.num_slots, h, w, 3), "uint8", 1) for cam, (h, w) in self.cameras.items()]
+        parts.append(("actions", (self.num_slots, self.max_chunk, self.action_dim), "float32", 4))
         for name, shape, dtype, itemsize in parts:
             out[name] = (pos, shape, dtype)
             pos += -(-int(np.prod(shape)) * itemsize // _ALIGN) * _ALIGN
@@ -44,7 +48,7 @@ class SlotLayout:
 
 
 class SlotBuffers:
-    """``state`` (N, D) float32 and ``images[camera]`` (N, H, W, 3) uint8, local or shared."""
+    """``state`` (N, D) float32, ``images[camera]`` (N, H, W, 3) uint8 and ``actions`` (N, M, A), local or shared."""
 
     def __init__(self, layout: SlotLayout, shared: bool = False, name: str | None = None) -> None:
         self.layout = layout
@@ -68,6 +72,7 @@ class SlotBuffers:
             views = {key: np.zeros(shape, dtype=dtype) for key, (_, shape, dtype) in offsets.items()}
         self.state: np.ndarray = views["state"]
         self.images: dict[str, np.ndarray] = {cam: views[f"image:{cam}"] for cam in layout.cameras}
+        self.actions: np.ndarray = views["actions"]
 
     @property
     def name(self) -> str | None:
@@ -85,6 +90,7 @@ class SlotBuffers:
         shm, self._shm = self._shm, None
         self.state = np.zeros((0, self.layout.state_dim), np.float32)
         self.images = {}
+        self.actions = np.zeros((0, 0, 0), np.float32)
         try:
             shm.close()
         except BufferError:  # a view is still alive somewhere; the OS frees the block at exit

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import signal
 import time
 import weakref
@@ -40,12 +41,21 @@ LOST = -1
 _JOIN_S = 5.0
 
 
-def worker_main(conn: Connection, factory: SimulatorFactory, shm_name: str, layout: SlotLayout, slot: int) -> None:
-    """Serve commands for one slot until ``("close",)`` or until the parent goes away."""
+def worker_main(
+    conn: Connection, factory: SimulatorFactory, shm_name: str, layout: SlotLayout, slot: int, threads: int = 0
+) -> None:
+    """Serve commands for one slot until ``("close",)`` or until the parent goes away.
+
+    ``threads``: the render threads each worker may use (cores / workers), unless
+    the user set ``LP_NUM_THREADS``.
+    """
     # Ctrl-C reaches the whole process group: the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threads:  # software GL (Mesa llvmpipe) would start one render thread per core in every worker
+        os.environ.setdefault("LP_NUM_THREADS", str(threads))
     buffers = SlotBuffers(layout, name=shm_name)
     state, images = buffers.row(slot)
+    actions = buffers.actions[slot]
     sim = factory()
     try:
         while True:
@@ -55,23 +65,25 @@ def worker_main(conn: Connection, factory: SimulatorFactory, shm_name: str, layo
                 break  # parent closed its end or died
             if msg[0] == "close":
                 break
-            conn.send(execute(sim, msg, state, images))
+            conn.send(execute(sim, msg, state, images, actions))
     finally:
         sim.close()
         conn.close()
-        del state, images
+        del state, images, actions
         buffers.close()
 
 
 class _Worker:
     """One worker process and the parent's end of its pipe."""
 
-    def __init__(self, ctx: Any, slot: int, factory: SimulatorFactory, buffers: SlotBuffers, label: str) -> None:
+    def __init__(
+        self, ctx: Any, slot: int, factory: SimulatorFactory, buffers: SlotBuffers, label: str, n: int = 1
+    ) -> None:
         self.slot = slot
         self.conn, child = ctx.Pipe(duplex=True)
         self.proc = ctx.Process(
             target=worker_main,
-            args=(child, factory, buffers.name, buffers.layout, slot),
+            args=(child, factory, buffers.name, buffers.layout, slot, max(1, (os.cpu_count() or 1) // n)),
             name=f"arena-{label}-{slot}",
             daemon=True,
         )
@@ -130,7 +142,8 @@ class ProcessSlots(SlotRunner):
         self.label = label
         self.buffers = SlotBuffers(layout, shared=True)
         self._ctx = mp.get_context("spawn")
-        self.workers = [_Worker(self._ctx, i, factory, self.buffers, label) for i in range(layout.num_slots)]
+        n = layout.num_slots
+        self.workers = [_Worker(self._ctx, i, factory, self.buffers, label, n) for i in range(n)]
         self.replaced = 0
         # workers and the shared block never outlive the runner, even if close() is forgotten
         self._finalizer = weakref.finalize(self, _stop_all, self.workers, self.buffers)
@@ -140,7 +153,7 @@ class ProcessSlots(SlotRunner):
 
     def _replace(self, slot: int, graceful: bool = False) -> None:
         self.workers[slot].stop(graceful=graceful)
-        self.workers[slot] = _Worker(self._ctx, slot, self.factory, self.buffers, self.label)
+        self.workers[slot] = _Worker(self._ctx, slot, self.factory, self.buffers, self.label, len(self.workers))
         self.replaced += 1
         log.warning("%s worker of slot %d replaced by pid %s", self.label, slot, self.workers[slot].proc.pid)
 
@@ -156,33 +169,55 @@ class ProcessSlots(SlotRunner):
                 self._replace(slot)
         return ticket
 
+    def _receive(self, ticket: Ticket, conn: Connection) -> None:
+        """Take the reply waiting on ``conn`` (or the worker's death) into ``ticket``."""
+        k = ticket.pending.pop(conn)
+        try:
+            ticket.replies[k] = conn.recv()
+        except (EOFError, OSError):
+            ticket.replies[k] = (False, LOST, False, _death_reason(self.workers[ticket.slots[k]].proc), 0)
+            self._replace(ticket.slots[k])
+
+    def ready(self, ticket: Ticket) -> bool:
+        """Take the replies that arrived; True when none is missing."""
+        for conn in list(ticket.pending):
+            try:
+                readable = conn.poll(0)
+            except (OSError, ValueError):
+                readable = True  # a broken pipe: _receive reports it
+            if readable:
+                self._receive(ticket, conn)
+        return not ticket.pending
+
+    def wait(self, tickets: Sequence[Ticket], timeout: float | None) -> None:
+        if any(self.ready(t) for t in tickets):
+            return
+        conns = [conn for t in tickets for conn in t.pending]
+        try:
+            wait(conns, timeout)  # a dead worker's pipe is readable (EOF) too
+        except (OSError, ValueError):
+            pass  # a closed pipe: gather reports it
+
     def gather(self, ticket: Ticket) -> list[Reply]:
-        """Wait for every reply of ``ticket``; dead or hung workers answer LOST and are replaced."""
-        pending, slots, replies = ticket.pending, ticket.slots, ticket.replies
+        """Wait for every reply of ``ticket``; dead or hung workers answer LOST and are replaced.
+
+        Each worker holds the only other end of its pipe, so a worker that
+        dies makes its pipe readable at EOF: polling the pipes one after the
+        other against one deadline detects death and hangs alike.
+        """
         deadline = time.monotonic() + self.timeout_s
-        while pending:
-            sentinels = {self.workers[slots[k]].proc.sentinel: conn for conn, k in pending.items()}
-            ready = wait([*pending, *sentinels], timeout=max(0.0, deadline - time.monotonic()))
-            if not ready:
-                for k in pending.values():
-                    replies[k] = (False, LOST, False, f"worker timed out: no answer within {self.timeout_s:g} s", 0)
-                    self._replace(slots[k])
-                pending.clear()
-                break
-            for obj in ready:
-                conn = sentinels.get(obj, obj)
-                k = pending.get(conn)
-                if k is None:
-                    continue  # both the pipe and the sentinel of this worker were ready
-                try:
-                    if obj is not conn and not conn.poll(0):
-                        raise EOFError
-                    replies[k] = conn.recv()
-                except (EOFError, OSError):
-                    replies[k] = (False, LOST, False, _death_reason(self.workers[slots[k]].proc), 0)
-                    self._replace(slots[k])
-                del pending[conn]
-        return replies  # type: ignore[return-value]
+        for conn in list(ticket.pending):
+            try:
+                readable = conn.poll(max(0.0, deadline - time.monotonic()))
+            except (OSError, ValueError):
+                readable = True
+            if readable:
+                self._receive(ticket, conn)
+                continue
+            k = ticket.pending.pop(conn)
+            ticket.replies[k] = (False, LOST, False, f"worker timed out: no answer within {self.timeout_s:g} s", 0)
+            self._replace(ticket.slots[k])
+        return ticket.replies  # type: ignore[return-value]
 
     def close(self) -> None:
         self._finalizer()

@@ -20,11 +20,14 @@ from arena.vector.buffers import SlotBuffers, SlotLayout
 from arena.vector.inprocess import InProcessSlots
 from arena.vector.process import LOST, ProcessSlots
 from arena.vector.simulator import Reply, Simulator, SimulatorFactory
-from arena.vector.slots import SlotRunner
+from arena.vector.slots import SlotRunner, Ticket
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SimVectorEnv"]
+__all__ = ["SimVectorEnv", "MAX_SHARED_CHUNK"]
+
+#: the longest action chunk that travels to a worker through shared memory (longer ones are pickled)
+MAX_SHARED_CHUNK = 64
 
 
 def _default_slices(spec: EnvSpec) -> dict[str, slice]:
@@ -33,6 +36,11 @@ def _default_slices(spec: EnvSpec) -> dict[str, slice]:
         out[name] = slice(pos, pos + len(elements))
         pos += len(elements)
     return out
+
+
+def _ticket(handle: StepHandle) -> Ticket:
+    state = handle.state
+    return state[0] if isinstance(state, tuple) else state  # type: ignore[return-value]
 
 
 class SimVectorEnv(VectorEnv):
@@ -66,8 +74,9 @@ class SimVectorEnv(VectorEnv):
         self.num_envs = num_envs
         slices = dict(group_slices) if group_slices is not None else _default_slices(spec)
         dim = state_dim if state_dim is not None else max((s.stop for s in slices.values()), default=0)
-        layout = SlotLayout(num_envs, dim, spec.cameras)
         use_processes = num_envs > 1 if processes is None else processes
+        # worker processes read chunks of up to MAX_SHARED_CHUNK actions from shared memory
+        layout = SlotLayout(num_envs, dim, spec.cameras, spec.action_dim, MAX_SHARED_CHUNK if use_processes else 0)
         self.runner: SlotRunner
         if use_processes:
             for sim in prebuilt:
@@ -112,14 +121,21 @@ class SimVectorEnv(VectorEnv):
 
     # -- VectorEnv -------------------------------------------------------------------------------
     def reset(self, env_ids: Sequence[int], episodes: Sequence[EpisodeSpec], render: np.ndarray) -> StepResult:
+        return self.reset_wait(self.reset_async(env_ids, episodes, render))
+
+    def reset_async(self, env_ids: Sequence[int], episodes: Sequence[EpisodeSpec], render: np.ndarray) -> StepHandle:
         ids = np.asarray(env_ids, np.int64)
         known = [k for k, ep in enumerate(episodes) if ep.task in self._instructions]
-        replies: list[Reply | None] = [None] * len(ids)
-        got = self.runner.run(
-            [int(ids[k]) for k in known],
-            [("reset", episodes[k], bool(render[k])) for k in known],
+        ticket = self.runner.send(
+            [int(ids[k]) for k in known], [("reset", episodes[k], bool(render[k])) for k in known]
         )
-        for k, reply in zip(known, got):
+        return StepHandle(ids, state=(ticket, known, list(episodes)))
+
+    def reset_wait(self, handle: StepHandle) -> StepResult:
+        ticket, known, episodes = handle.state  # type: ignore[misc]
+        ids = handle.env_ids
+        replies: list[Reply | None] = [None] * len(ids)
+        for k, reply in zip(known, self.runner.gather(ticket)):
             replies[k] = reply
         res = self._result(ids, replies)
         tasks = ", ".join(self._instructions)
@@ -130,6 +146,12 @@ class SimVectorEnv(VectorEnv):
                 self._instruction[int(ids[k])] = self._instructions[ep.task]
         res.steps = None
         return res
+
+    def ready(self, handle: StepHandle) -> bool:
+        return self.runner.ready(_ticket(handle))
+
+    def wait(self, handles: Sequence[StepHandle], timeout: float | None) -> None:
+        self.runner.wait([_ticket(h) for h in handles], timeout)
 
     def step(self, env_ids: Sequence[int], actions: np.ndarray, render: np.ndarray) -> StepResult:
         acts = np.asarray(actions, np.float32)
@@ -147,11 +169,14 @@ class SimVectorEnv(VectorEnv):
     ) -> StepHandle:
         ids = np.asarray(env_ids, np.int64)
         acts = np.asarray(actions, np.float32)
-        ticket = self.runner.send(
-            ids.tolist(),
-            [("chunk", acts[k, : int(counts[k])], int(counts[k]), bool(render[k])) for k in range(len(ids))],
-        )
-        return StepHandle(ids, state=ticket)
+        shared = self.runner.buffers.actions
+        slots, counts_, renders = ids.tolist(), np.asarray(counts).tolist(), np.asarray(render).tolist()
+        if self.runner.concurrent and acts.shape[1] <= shared.shape[1]:
+            shared[ids, : acts.shape[1]] = acts  # the workers read their rows; the message carries counts only
+            commands = [("chunk", None, c, bool(r)) for c, r in zip(counts_, renders)]
+        else:
+            commands = [("chunk", acts[k, : counts_[k]], counts_[k], bool(renders[k])) for k in range(len(slots))]
+        return StepHandle(ids, state=self.runner.send(slots, commands))
 
     def step_wait(self, handle: StepHandle) -> StepResult:
         return self._result(handle.env_ids, self.runner.gather(handle.state))  # type: ignore[arg-type]

@@ -63,18 +63,28 @@ def _finite(state: np.ndarray) -> bool:
     return math.isfinite(float(state.sum()))
 
 
-def execute(sim: Simulator, command: tuple[Any, ...], state: np.ndarray, images: Mapping[str, np.ndarray]) -> Reply:
+def execute(
+    sim: Simulator,
+    command: tuple[Any, ...],
+    state: np.ndarray,
+    images: Mapping[str, np.ndarray],
+    shared_actions: np.ndarray | None = None,
+) -> Reply:
     """Run one slot command; env failures become error replies, never exceptions.
 
     Commands: ``("reset", episode, render)``, ``("chunk", actions (m, A),
     count, render)`` (stops at the first success or error; renders after the
     last action only if the slot did not end), ``("observe",)`` (render now).
+    A chunk's ``actions`` may be None: they are in the slot's shared action
+    rows (``shared_actions``), written by the parent before sending.
     """
     kind = command[0]
     steps = 0
     try:
         if kind == "chunk":
             _, actions, count, render = command
+            if actions is None:
+                actions = shared_actions
             for j in range(count):
                 steps = j + 1
                 solved = sim.step(actions[j], state)

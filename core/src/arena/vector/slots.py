@@ -44,6 +44,13 @@ class SlotRunner(abc.ABC):
     def gather(self, ticket: Ticket) -> list[Reply]:
         """The replies of ``ticket``, aligned with its slots."""
 
+    def ready(self, ticket: Ticket) -> bool:
+        """Whether :meth:`gather` would return without waiting."""
+        return True
+
+    def wait(self, tickets: Sequence[Ticket], timeout: float | None) -> None:
+        """Block until one of ``tickets`` is ready or ``timeout`` passed (in process: always ready)."""
+
     def run(self, slots: Sequence[int], commands: Sequence[tuple[Any, ...]]) -> list[Reply]:
         return self.gather(self.send(slots, commands))
 
