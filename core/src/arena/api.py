@@ -182,8 +182,17 @@ def _evaluate(
                 identity["env_config"] = config_to_dict(env_cfg, identity=True)
                 run_dir.create(identity, resume=resume is not None)
                 if resume is not None:
-                    planned = {(e.task, e.index) for e in plan}
-                    previous = [r for r in run_dir.load_records() if (r.task, r.episode_index) in planned]
+                    planned = {(e.task, e.index): e.seed for e in plan}
+                    previous = []
+                    for r in run_dir.load_records():
+                        if planned.get((r.task, r.episode_index)) == r.seed:
+                            previous.append(r)
+                        else:
+                            log.warning(
+                                "resume: %s holds episode %s #%d (seed %d), which is not in this run's plan; "
+                                "it is left out of the results",
+                                run_dir.episodes_path, r.task, r.episode_index, r.seed,
+                            )  # fmt: skip
                     done = {(r.task, r.episode_index) for r in previous}
                     plan = [e for e in plan if (e.task, e.index) not in done]
                     log.info("resuming %s: %d episodes recorded, %d to run", path, len(previous), len(plan))

@@ -52,8 +52,34 @@ class EpisodeRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EpisodeRecord:
+        """A record from its JSON form; ValueError naming the field for a missing or mistyped one."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        for name, kinds in _FIELD_TYPES.items():
+            if name not in data:
+                if name in _REQUIRED:
+                    raise ValueError(f"field {name!r} is missing")
+                continue
+            value = data[name]
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+                raise ValueError(f"field {name!r}: expected {expected}, got {value!r}")
         names = {f.name for f in attrs.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "task": (str,),
+    "episode_index": (int,),
+    "seed": (int,),
+    "success": (bool,),
+    "length": (int,),
+    "failure_reason": (str, type(None)),
+    "error": (bool,),
+    "timings": (dict,),
+    "env_slot": (int,),
+}
+_REQUIRED = ("task", "episode_index", "seed", "success", "length")
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -167,12 +193,27 @@ class RunDir:
         A config that differs from the stored one is refused with the differing
         fields named: mixing episodes of two configs would corrupt the results.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
+        flag = "--resume" if resume else "--output"
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{flag}: expected a run directory, got the file {self.path}")
+        if resume and not self.path.exists():
+            raise ConfigError(f"{flag}: no run directory at {self.path}")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{flag}: cannot create the run directory {self.path}: {exc.strerror or exc}") from None
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise ConfigError(f"{flag}: the run directory {self.path} is not writable")
         cfg_path = self.path / CONFIG_FILE
         if resume:
             if not cfg_path.exists():
                 raise ConfigError(f"--resume: {self.path} has no {CONFIG_FILE}; is it a run directory?")
-            stored = json.loads(cfg_path.read_text())
+            try:
+                stored = json.loads(cfg_path.read_text())
+                if not isinstance(stored, dict):
+                    raise ValueError(f"expected a JSON object, got {type(stored).__name__}")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"--resume: {cfg_path} is damaged (not a run config: {exc})") from None
             diffs = _diff(stored, json.loads(json.dumps(config)))  # compare as stored (tuples -> lists)
             if diffs:
                 raise ConfigError(
@@ -202,21 +243,37 @@ class RunDir:
                 fh.truncate(keep)
 
     def load_records(self) -> list[EpisodeRecord]:
-        """Complete records; a truncated or corrupt line is skipped (and logged), duplicates kept once."""
+        """Complete, well-typed records, each episode once; everything else is reported (logged).
+
+        A truncated or corrupt line, or one with a mistyped field (``"success": "false"``),
+        is not a record: its episode runs again on resume. A second line for the same
+        episode is reported and the first one kept, so nothing is counted twice.
+        """
         if not self.episodes_path.exists():
             return []
         out: dict[tuple[str, int], EpisodeRecord] = {}
+        where: dict[tuple[str, int], int] = {}
         with open(self.episodes_path, "rb") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.endswith(b"\n"):
-                    log.warning("%s:%d: truncated line ignored", self.episodes_path, lineno)
+                    log.warning("%s:%d: truncated line ignored (its episode runs again)", self.episodes_path, lineno)
                     continue
                 try:
                     rec = EpisodeRecord.from_dict(json.loads(line))
-                except (ValueError, TypeError) as exc:
-                    log.warning("%s:%d: unreadable line ignored: %s", self.episodes_path, lineno, exc)
+                except (ValueError, TypeError, UnicodeDecodeError) as exc:
+                    log.warning(
+                        "%s:%d: unreadable line ignored (its episode runs again): %s", self.episodes_path, lineno, exc
+                    )
                     continue
-                out.setdefault((rec.task, rec.episode_index), rec)
+                key = (rec.task, rec.episode_index)
+                if key in out:
+                    log.warning(
+                        "%s:%d: episode %s #%d is recorded again (first on line %d); the first record counts",
+                        self.episodes_path, lineno, rec.task, rec.episode_index, where[key],
+                    )  # fmt: skip
+                    continue
+                out[key] = rec
+                where[key] = lineno
         return list(out.values())
 
     def append(self, record: EpisodeRecord) -> None:

@@ -26,6 +26,7 @@ from arena.errors import ArenaError, ContractError
 from arena.plugins import Plugins, load_plugins, parse_plugin_options
 from arena.policy import PolicyDescription
 from arena.run import add_family_options, preparse_selection
+from arena.validators import int_arg
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ def serve_main(
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--policy", required=True, help="policy family to serve (see `arena plugins`)")
     parser.add_argument("--env", required=True, help="env id whose spec defines the served observation/action keys")
-    parser.add_argument("--max-batch", type=int, default=64, help="largest batch one request may carry (default: 64)")
+    parser.add_argument(
+        "--max-batch", type=int_arg(1), default=64, help="largest batch one request may carry (default: 64)"
+    )
     parser.add_argument("--plugin", action="append", default=[], metavar="no:NAME", help="block a plugin by name")
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     add_arguments(parser)

@@ -15,7 +15,10 @@ import attrs
 from arena.config import flag_name
 from arena.errors import ConfigError
 
-__all__ = ["Validator", "at_least", "one_of", "accepted_by"]
+__all__ = ["Validator", "at_least", "in_range", "one_of", "accepted_by", "int_arg", "PORT_RANGE"]
+
+#: TCP ports a server may bind (0: any free one) or a client may reach
+PORT_RANGE = (0, 65535)
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 """What ``attrs.field(validator=...)`` calls: (instance, attribute, value)."""
@@ -30,6 +33,34 @@ def at_least(low: float, *, strict: bool = False, kind: str = "a value") -> Vali
             raise ConfigError(f"{flag_name(attribute.name)}: expected {kind} {op} {low}, got {value}")
 
     return check
+
+
+def in_range(low: int, high: int, *, kind: str = "an integer") -> Validator:
+    """Refuse values outside ``low..high`` (a port 70000, a negative count)."""
+
+    def check(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"{flag_name(attribute.name)}: expected {kind} in {low}..{high}, got {value}")
+
+    return check
+
+
+def int_arg(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type=`` for integers in ``minimum..maximum``: a bad value is a one-line usage error."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+            raise argparse.ArgumentTypeError(f"expected an integer {bound}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
 
 
 def one_of(*values: object) -> Validator:

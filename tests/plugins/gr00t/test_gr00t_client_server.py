@@ -21,6 +21,7 @@ from arena_gr00t import (
     ModalityConfig,
     nested_to_flat,
 )
+from arena_gr00t.errors import Gr00tMessageTooLargeError
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -146,12 +147,26 @@ def test_malformed_bytes_get_error_reply(server, client) -> None:
     assert client.ping()["status"] == "ok"
 
 
-def test_oversized_message_gets_error_reply(client) -> None:
+def test_slightly_oversized_message_gets_error_reply(client) -> None:
     big = make_obs(1)
-    big["video"]["ego"] = np.zeros((1, 1, 700, 700, 3), np.uint8)  # ~1.4 MiB > 1 MiB limit
+    big["video"]["ego"] = np.zeros((1, 1, 595, 595, 3), np.uint8)  # ~1.01 MiB: over 1 MiB, within the slack
     with pytest.raises(Gr00tServerError, match="Request too large"):
         client.get_action(big)
     assert client.get_action(make_obs(1))[0]["arm"].shape == (1, 4, 3)
+
+
+def test_far_oversized_message_is_cut_off_unread_and_the_server_serves_on(server, client) -> None:
+    with pytest.raises(zmq.Again):  # libzmq drops that peer at MAXMSGSIZE: no reply, nothing buffered
+        raw_request(server.port, b"\xc6" + (8 * 2**20).to_bytes(4, "big") + bytes(8 * 2**20), timeout_ms=1500)
+    assert client.ping()["status"] == "ok"
+
+
+def test_client_refuses_to_send_over_its_own_limit(server) -> None:
+    big = make_obs(1)
+    big["video"]["ego"] = np.zeros((1, 1, 700, 700, 3), np.uint8)
+    with Gr00tClient([("127.0.0.1", server.port)], timeout_s=3.0, max_message_bytes=2**20) as c:
+        with pytest.raises(Gr00tMessageTooLargeError, match="exceeds the limit of 1048576 bytes"):
+            c.get_action(big)
 
 
 def test_kill_refused_without_token_or_flag(server, client) -> None:

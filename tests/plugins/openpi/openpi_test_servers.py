@@ -73,6 +73,7 @@ class ServerFactory:
         max_message_bytes: int | None = None,
         concurrency: int = 1,
         policy: str = "openpi_test_policies:make_policy",
+        debug_errors: bool = False,
     ) -> ServerProcess:
         """Our :class:`arena_openpi.server.OpenpiServer` via ``python -m arena_openpi.server``."""
         cmd = [
@@ -94,6 +95,8 @@ class ServerFactory:
             cmd += ["--api-key", api_key]
         if max_message_bytes is not None:
             cmd += ["--max-message-bytes", str(max_message_bytes)]
+        if debug_errors:
+            cmd += ["--debug-errors"]
         return self._start_with_port_file(cmd, "server")
 
     def arena_serve(self, *args: str, timeout_s: float = 60.0) -> ServerProcess:

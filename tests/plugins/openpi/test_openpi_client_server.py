@@ -47,7 +47,7 @@ def libero_obs(i: int) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def shared(module_servers: ServerFactory) -> ServerProcess:
-    return module_servers.ours(metadata=METADATA, max_message_bytes=SERVER_LIMIT)
+    return module_servers.ours(metadata=METADATA, max_message_bytes=SERVER_LIMIT, debug_errors=True)
 
 
 def client_for(port: int, **kwargs: Any) -> OpenpiClient:

@@ -148,13 +148,19 @@ def test_restart_mid_evaluation_keeps_exact_episode_counts(servers: ServerFactor
 
 
 def test_server_error_reaches_the_caller_with_its_traceback(servers: ServerFactory, tmp_path: pathlib.Path) -> None:
-    failing = servers.ours(policy=GOAL, policy_args={"fail_after": 1})  # the probe passes, then it raises
+    failing = servers.ours(policy=GOAL, policy_args={"fail_after": 1}, debug_errors=True)  # probe passes, then raises
     with pytest.raises(PolicyError) as err:
         arena.evaluate("openpi", "debug/reach", episodes=2, policy_config=config(failing), write=False)
     text = str(err.value)
     assert f"openpi server ws://127.0.0.1:{failing.port} failed during inference for env(s) [0]" in text
     assert "Traceback (most recent call last)" in text
     assert "RuntimeError: goal policy failure requested after 1 request(s)" in text
+    # without --debug-errors the client gets the one-line message, never the traceback
+    quiet = servers.ours(policy=GOAL, policy_args={"fail_after": 1})
+    with pytest.raises(PolicyError) as err:
+        arena.evaluate("openpi", "debug/reach", episodes=2, policy_config=config(quiet), write=False)
+    assert "RuntimeError: goal policy failure requested after 1 request(s)" in str(err.value)
+    assert "Traceback" not in str(err.value)
     # Failing on the probe is a preflight problem: the run does not start.
     with pytest.raises(ContractError, match="failed on the probe observation.*RuntimeError: goal policy failure"):
         arena.evaluate("openpi", "debug/reach", episodes=1, policy_config=config(failing), write=False)

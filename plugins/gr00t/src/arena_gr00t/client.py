@@ -21,6 +21,7 @@ import zmq
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig, decode, encode
 from arena_gr00t.errors import (
     Gr00tConnectionError,
+    Gr00tMessageTooLargeError,
     Gr00tProtocolError,
     Gr00tServerError,
     Gr00tTimeoutError,
@@ -105,7 +106,9 @@ class Gr00tClient:
         self.max_message_bytes = max_message_bytes
         self._context = zmq.Context()
         self._context.setsockopt(zmq.LINGER, 0)
-        factory = transport_factory or (lambda h, p, ctx: ZmqReqTransport(h, p, context=ctx))
+        factory = transport_factory or (
+            lambda h, p, ctx: ZmqReqTransport(h, p, context=ctx, max_message_bytes=max_message_bytes)
+        )
         try:
             self._transports: list[Transport] = [factory(h, p, self._context) for h, p in self.replicas]
         except BaseException:
@@ -274,6 +277,8 @@ class Gr00tClient:
         if idempotent is None:
             idempotent = endpoint in IDEMPOTENT_ENDPOINTS
         payload = encode(build_request(endpoint, data, self.api_token))
+        if self.max_message_bytes is not None and len(payload) > self.max_message_bytes:
+            raise Gr00tMessageTooLargeError(len(payload), self.max_message_bytes)
         transport = self._transports[replica]
         max_attempts = 1 + (self.retries if idempotent else 0)
         start = time.monotonic()

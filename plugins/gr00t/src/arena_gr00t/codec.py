@@ -14,7 +14,8 @@ cached per dtype/shape, and a zero-copy view of the array data), joined once at 
 data is copied exactly once. Other leaves are packed by msgpack itself. Decoding is
 `msgpack.unpackb` plus `np.frombuffer` over the bytes msgpack produced (npy headers parsed
 once per distinct header and cached). Anything unusual (structured dtypes, fortran order on
-decode, npy v2/v3) falls back to numpy's own reader/writer.
+decode, npy v2/v3) falls back to numpy's own header parser and writer; a payload that is not npy (an
+.npz archive, a pickle) is refused by name, never handed to `np.load`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import attrs
 import msgpack
 import numpy as np
 
+from arena.wire.msgpack_limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_OBJECTS, WireLimitError, scan
 from arena_gr00t.errors import Gr00tCodecError, Gr00tMessageTooLargeError
 
 __all__ = [
@@ -44,8 +46,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_MESSAGE_BYTES = 64 * 2**20
-"""Default decode limit (64 MiB): a camera batch is a few MiB; anything far larger is a bug."""
+DEFAULT_MAX_MESSAGE_BYTES = 32 * 2**20
+"""Default message limit (32 MiB). Rule: a camera frame is at most ~0.2 MiB at 256x256 (a few
+MiB at 1024x1024); a batch of B envs x C cameras x T frames at 256x256 needs B*C*T*0.2 MiB,
+so 32 MiB carries 32 envs x 2 cameras x 2 frames with room to spare. Raise it with
+--max-message-bytes for larger images or batches."""
 
 NDARRAY_TAG = "__ndarray_class__"
 MODALITY_CONFIG_TAG = "__ModalityConfig_class__"
@@ -229,54 +234,90 @@ def _npy_via_numpy(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _parse_npy_header(data: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None:
-    """(dtype, shape, data offset) for a plain C-order v1.0 file, or None for anything else."""
-    if len(data) < _NPY_V1_PREFIX or data[:8] != _NPY_MAGIC + b"\x01\x00":
-        return None
-    end = _NPY_V1_PREFIX + int.from_bytes(data[8:10], "little")
-    key = data[_NPY_V1_PREFIX:end]
-    hit = _decode_header_cache.get(key)
-    if hit is not None:
-        return hit
-    m = _HEADER_RE.fullmatch(key.decode("latin1"))
-    if m is None:
-        return None
+def _parse_npy_header(data: bytes) -> tuple[np.dtype, tuple[int, ...], int, bool]:
+    """(dtype, shape, data offset, fortran order) of an ``.npy`` payload, or Gr00tCodecError.
+
+    Only real npy is accepted (magic, a version numpy knows, a header that parses), never a
+    zip archive (``.npz``) or a pickle, whatever ``np.load`` would make of it. The canonical
+    headers np.save writes take a cached fast path; the cache is filled only by them, and only
+    once the payload that carried one proved valid.
+    """
+    view = memoryview(data)
+    if len(view) < _NPY_V1_PREFIX or bytes(view[:6]) != _NPY_MAGIC:
+        raise Gr00tCodecError("invalid npy payload: it does not start with the npy magic \\x93NUMPY")
+    if bytes(view[6:8]) == b"\x01\x00":
+        end = _NPY_V1_PREFIX + int.from_bytes(view[8:10], "little")
+        hit = _decode_header_cache.get(bytes(view[_NPY_V1_PREFIX:end]))
+        if hit is not None:
+            return (*hit, False)
+        m = _HEADER_RE.fullmatch(bytes(view[_NPY_V1_PREFIX:end]).decode("latin1"))
+        if m is not None:
+            try:
+                dt = np.dtype(m.group(1))
+            except TypeError:
+                dt = None
+            if dt is not None and not dt.hasobject and dt.kind in _FAST_KINDS and dt.itemsize:
+                shape = tuple(int(x) for x in m.group(2).replace(",", " ").split())
+                return dt, shape, end, False
+    return _parse_npy_header_slow(data)
+
+
+def _parse_npy_header_slow(data: bytes) -> tuple[np.dtype, tuple[int, ...], int, bool]:
+    """numpy's own header parser (literal_eval of a bounded header; never pickle), for v1-v3."""
+    fmt = np.lib.format
+    f = io.BytesIO(data)
     try:
-        dt = np.dtype(m.group(1))
-    except TypeError:
-        return None
-    if dt.hasobject or dt.kind not in _FAST_KINDS:
-        return None
-    shape = tuple(int(x) for x in m.group(2).replace(",", " ").split())
-    parsed = (dt, shape, end)
-    if len(_decode_header_cache) >= _CACHE_LIMIT:
-        _decode_header_cache.clear()
-    _decode_header_cache[key] = parsed
-    return parsed
+        version = fmt.read_magic(f)
+        reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dt = reader(f)
+    except Exception as e:  # numpy raises ValueError, SyntaxError, ... for malformed headers
+        raise Gr00tCodecError(f"invalid npy payload: {type(e).__name__}: {e}") from e
+    if dt.hasobject:
+        raise Gr00tCodecError(f"invalid npy payload: dtype {dt} holds Python objects (pickle), refused")
+    if dt.itemsize == 0:
+        raise Gr00tCodecError(f"invalid npy payload: zero-width dtype {dt.str!r}")
+    return dt, tuple(shape), f.tell(), bool(fortran)
 
 
 def npy_to_ndarray(data: bytes, *, writable: bool = False) -> np.ndarray:
-    """Decode `.npy` bytes (allow_pickle=False semantics).
+    """Decode `.npy` bytes into an ``np.ndarray`` (allow_pickle=False semantics, nothing else accepted).
 
-    The fast path returns a read-only view over `data` (no copy); `writable=True` copies.
+    The data length is checked against the header's dtype and shape before anything is
+    allocated; the result is a read-only view over ``data`` (no copy), or a copy with
+    ``writable=True``.
     """
-    parsed = _parse_npy_header(data)
-    if parsed is None:
-        try:
-            return np.load(io.BytesIO(data), allow_pickle=False)
-        except Exception as e:  # numpy raises ValueError/EOFError/... for bad files
-            raise Gr00tCodecError(f"invalid npy payload: {e}") from e
-    dt, shape, offset = parsed
+    dt, shape, offset, fortran = _parse_npy_header(data)
     count = 1
     for n in shape:
         count *= n
-    if len(data) - offset != count * dt.itemsize:
+    available = len(data) - offset
+    if available != count * dt.itemsize:
         raise Gr00tCodecError(
             f"invalid npy payload: header says {dt.str} {shape} ({count * dt.itemsize} bytes) "
-            f"but {len(data) - offset} data bytes follow"
+            f"but {available} data bytes follow"
         )
-    arr = np.frombuffer(data, dtype=dt, count=count, offset=offset).reshape(shape)
+    arr = np.frombuffer(data, dtype=dt, count=count, offset=offset)
+    arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+    if not fortran and offset <= 0xFFFF + _NPY_V1_PREFIX:
+        _remember_header(data, dt, shape, offset)
     return arr.copy() if writable else arr
+
+
+def _remember_header(data: bytes, dt: np.dtype, shape: tuple[int, ...], offset: int) -> None:
+    """Cache a valid payload's header if it is exactly the one np.save writes for (dtype, shape)."""
+    if dt.kind not in _FAST_KINDS or dt.names is not None or dt.subdtype is not None:
+        return
+    try:
+        canonical = _npy_header(dt.str, shape, False)
+    except OverflowError:
+        return
+    if offset != len(canonical) or bytes(memoryview(data)[:offset]) != canonical:
+        return
+    key = canonical[_NPY_V1_PREFIX:]
+    if key not in _decode_header_cache:
+        if len(_decode_header_cache) >= _CACHE_LIMIT:
+            _decode_header_cache.clear()
+        _decode_header_cache[key] = (dt, shape, offset)
 
 
 # --------------------------------------------------------------------------- msgpack
@@ -385,7 +426,9 @@ def _make_object_hook(writable: bool):
             npy = obj.get("as_npy")
             if not isinstance(npy, (bytes, bytearray)):
                 raise Gr00tCodecError("ndarray map without bytes under 'as_npy'")
-            return npy_to_ndarray(npy, writable=writable)
+            arr = npy_to_ndarray(npy, writable=writable)
+            assert isinstance(arr, np.ndarray)
+            return arr
         if MODALITY_CONFIG_TAG in obj:
             if "as_json" not in obj:
                 raise Gr00tCodecError("ModalityConfig map without 'as_json'")
@@ -404,14 +447,22 @@ def decode(
     *,
     max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
     writable_arrays: bool = False,
+    max_objects: int = DEFAULT_MAX_OBJECTS,
 ) -> Any:
     """Unpack one GR00T message, refusing messages over `max_message_bytes` (None: no limit).
 
-    Arrays are read-only views over the decoded bytes unless `writable_arrays` (one more copy).
+    Before anything is built, the message's structure is checked (at most `max_objects`
+    values, bounded nesting: :mod:`arena.wire.msgpack_limits`), so what a decode allocates
+    is bounded by the message's size, not amplified by it. Arrays are read-only views over
+    the decoded bytes unless `writable_arrays` (one more copy).
     """
     size = memoryview(data).nbytes
     if max_message_bytes is not None and size > max_message_bytes:
         raise Gr00tMessageTooLargeError(size, max_message_bytes)
+    try:
+        scan(data, max_objects, DEFAULT_MAX_DEPTH)
+    except WireLimitError as e:
+        raise Gr00tCodecError(f"cannot decode message ({size} bytes): {e}") from e
     try:
         return msgpack.unpackb(
             data,
@@ -421,5 +472,5 @@ def decode(
         )
     except Gr00tCodecError:
         raise
-    except Exception as e:  # msgpack raises many types (ExtraData, FormatError, ValueError, ...)
+    except Exception as e:  # msgpack raises many types (ExtraData, FormatError, ValueError, MemoryError, ...)
         raise Gr00tCodecError(f"cannot decode message ({size} bytes): {type(e).__name__}: {e}") from e

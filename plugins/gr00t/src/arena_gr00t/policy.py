@@ -25,7 +25,7 @@ import numpy as np
 from arena.contract import ActionChunk, EnvSpec, Observation
 from arena.errors import ArenaError, PolicyError
 from arena.policy import Policy, PolicyDescription
-from arena.validators import accepted_by, at_least, one_of
+from arena.validators import accepted_by, at_least, in_range, one_of
 from arena_gr00t.client import Gr00tClient
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES
 from arena_gr00t.errors import Gr00tError, Gr00tServerError
@@ -55,7 +55,7 @@ class Gr00tConfig:
     )
     port: int = attrs.field(
         default=DEFAULT_PORT,
-        validator=at_least(1),
+        validator=in_range(1, 65535),
         metadata={"identity": False, "help": "port of hosts given without one"},
     )
     api_token: str | None = attrs.field(

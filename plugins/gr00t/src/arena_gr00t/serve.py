@@ -29,6 +29,7 @@ import numpy as np
 from arena.contract import EnvSpec, Observation
 from arena.errors import ContractError
 from arena.serving import ServedPolicy, serve_main
+from arena.validators import PORT_RANGE, int_arg
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig
 from arena_gr00t.errors import Gr00tError
 from arena_gr00t.observation import flat_to_nested, is_flat
@@ -199,7 +200,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("GR00T server")
     g.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
     g.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})"
+        "--port",
+        type=int_arg(*PORT_RANGE),
+        default=DEFAULT_PORT,
+        help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})",
     )
     g.add_argument(
         "--api-token",
@@ -213,7 +217,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--max-message-bytes",
-        type=int,
+        type=int_arg(1),
         default=DEFAULT_MAX_MESSAGE_BYTES,
         help=f"largest request accepted, in bytes; larger ones get an error reply (default: {DEFAULT_MAX_MESSAGE_BYTES})",
     )

@@ -6,11 +6,17 @@ all on the safe side: binds 127.0.0.1 by default, compares the token in constant
 `kill` only when authenticated or explicitly allowed, refuses oversized messages with an error
 reply, and checks `data` keys against the endpoint's parameters before calling the handler.
 
-Socket choice: a REP socket, one request at a time, like upstream. A request is received
-whole, its size checked, and every request gets exactly one reply, so no single client can
-wedge the loop. Messages beyond `HARD_LIMIT_FACTOR * max_message_bytes` are cut off by libzmq
-(ZMQ_MAXMSGSIZE; that peer's connection is dropped and no reply is possible) so that a
-runaway client cannot exhaust memory.
+Socket choice: a ROUTER socket answering one request at a time, like upstream's REP, but
+every reply is sent to the routing id of the peer that sent the request, after checking the
+REQ envelope (routing id, empty delimiter, one payload frame); a request in any other shape
+is dropped. So a peer that speaks garbage can never make another peer's reply go astray.
+
+Memory: libzmq cuts off any message over `max_message_bytes` plus a 64 KiB slack
+(ZMQ_MAXMSGSIZE: that peer's connection is dropped, no reply is possible; within the slack
+the peer gets a "Request too large" error reply) and queues at most `RCVHWM` messages per peer,
+so a message can cost at most its size; the request's structure is checked before it is
+decoded (:mod:`arena.wire.msgpack_limits`), and with a token configured, the token is
+compared before anything else is decoded, so unauthenticated peers get no expensive work.
 """
 
 from __future__ import annotations
@@ -26,16 +32,18 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import zmq
 
+from arena.wire.msgpack_limits import WireLimitError, peek_str, scan
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig, decode, encode
 from arena_gr00t.errors import Gr00tCodecError, Gr00tError, Gr00tMessageTooLargeError
-from arena_gr00t.transport import DEFAULT_PORT, host_label, zmq_address
+from arena_gr00t.transport import DEFAULT_PORT, FRAME_SLACK, host_label, zmq_address
 
-__all__ = ["Gr00tHandler", "Gr00tServer", "UNAUTHORIZED", "HARD_LIMIT_FACTOR"]
+__all__ = ["Gr00tHandler", "Gr00tServer", "UNAUTHORIZED", "RCVHWM"]
 
 log = logging.getLogger(__name__)
 
 UNAUTHORIZED = "Unauthorized: Invalid API token"
-HARD_LIMIT_FACTOR = 4
+#: messages libzmq may queue per peer while the server is busy (each at most max_message_bytes)
+RCVHWM = 2
 
 
 @runtime_checkable
@@ -111,6 +119,7 @@ class Gr00tServer:
         self._serving = threading.Lock()
         self._thread: threading.Thread | None = None
         self.requests_served = 0
+        self._warned_unused_token = False
 
         self.register_endpoint("ping", self._ping, requires_input=False)
         self.register_endpoint("kill", self._kill, requires_input=False)
@@ -127,9 +136,10 @@ class Gr00tServer:
     # ------------------------------------------------------------------ setup
 
     def _bind(self, port: int) -> zmq.Socket:
-        sock = self._context.socket(zmq.REP)
+        sock = self._context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, HARD_LIMIT_FACTOR * self.max_message_bytes)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes + FRAME_SLACK)
+        sock.setsockopt(zmq.RCVHWM, RCVHWM)
         sock.setsockopt(zmq.SNDTIMEO, 1000)
         if ":" in self.host:
             sock.setsockopt(zmq.IPV6, 1)
@@ -183,16 +193,18 @@ class Gr00tServer:
                     if self._stop.is_set() or e.errno == zmq.ENOTSOCK:
                         break
                     raise
-                reply = self._handle_frames(frames)
+                envelope = _envelope(frames)
+                if envelope is None:
+                    log.warning("dropped a message that is not a REQ request (%d frames)", len(frames))
+                    del frames
+                    continue
+                reply = self._handle_frames(frames[len(envelope) :])
                 del frames
                 self.requests_served += 1
                 try:
-                    self._socket.send(self._encode_reply(reply), copy=False)
-                except zmq.ZMQError as e:
-                    # A REP socket that failed to send is stuck; rebind a fresh one.
-                    log.error("GR00T server could not send a reply (%s); recreating the socket", e)
-                    self._socket.close(linger=0)
-                    self._socket = self._bind(self.port)
+                    self._socket.send_multipart([*envelope, self._encode_reply(reply)], copy=False)
+                except zmq.ZMQError as e:  # the peer went away meanwhile: its reply has no destination
+                    log.warning("GR00T server could not send a reply (%s)", e)
                 if reply.stop:
                     log.info("GR00T server on %s stopping on kill request", self.address)
                     break
@@ -242,6 +254,24 @@ class Gr00tServer:
             return _error(f"Malformed request: expected one frame, got {len(frames)}")
         frame = frames[0]
         data = frame.buffer if hasattr(frame, "buffer") else frame
+        size = memoryview(data).nbytes
+        if size > self.max_message_bytes:
+            return _error(f"Request too large: {size} bytes exceed the limit of {self.max_message_bytes}")
+        try:
+            scan(data)
+        except WireLimitError as e:
+            log.warning("undecodable request: %s", e)
+            return _error(f"Malformed request: {e}")
+        presented = peek_str(data, "api_token")
+        if self.api_token is not None and not self._token_matches(presented):
+            log.warning("rejected request with a missing or wrong API token")
+            return _error(UNAUTHORIZED)
+        if self.api_token is None and presented is not None and not self._warned_unused_token:
+            self._warned_unused_token = True
+            log.warning(
+                "a client sent an API token, but this server has none (start it with --api-token to require "
+                "one): requests are not authenticated"
+            )
         try:
             request = decode(data, max_message_bytes=self.max_message_bytes, writable_arrays=self.writable_arrays)
         except Gr00tMessageTooLargeError as e:
@@ -254,13 +284,15 @@ class Gr00tServer:
             return _error(f"Malformed request: expected a map, got {type(request).__name__}")
         return self._dispatch(request)
 
-    def _token_ok(self, request: dict[str, Any]) -> bool:
+    def _token_matches(self, presented: object) -> bool:
         if self.api_token is None:
             return True
-        presented = request.get("api_token")
         if not isinstance(presented, str):
             return False
         return hmac.compare_digest(presented.encode("utf-8"), self.api_token.encode("utf-8"))
+
+    def _token_ok(self, request: dict[str, Any]) -> bool:
+        return self._token_matches(request.get("api_token"))
 
     def _dispatch(self, request: dict[str, Any]) -> _Reply:
         if not self._token_ok(request):
@@ -341,3 +373,11 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _envelope(frames: list[Any]) -> list[Any] | None:
+    """The routing frames of a REQ request: ids up to and including the empty delimiter (None: not one)."""
+    for i, frame in enumerate(frames[:8]):
+        if i and (frame.buffer if hasattr(frame, "buffer") else memoryview(frame)).nbytes == 0:
+            return frames[: i + 1] if i + 1 < len(frames) else None
+    return None

@@ -124,6 +124,11 @@ def zmq_address(host: str, port: int | str) -> str:
 # --------------------------------------------------------------------------- transport
 
 
+#: bytes libzmq accepts beyond a message limit, so a slightly oversized message still gets a
+#: readable "too large" error reply; anything larger is cut off unread (the connection drops)
+FRAME_SLACK = 64 * 1024
+
+
 class TransportError(Exception):
     """The request got no reply (send failure, socket error, malformed reply frames)."""
 
@@ -160,9 +165,11 @@ class Transport(Protocol):
 class ZmqReqTransport:
     """A REQ socket to `tcp://host:port` with per-request timeouts and reset-on-failure."""
 
-    def __init__(self, host: str, port: int, *, context: zmq.Context) -> None:
+    def __init__(self, host: str, port: int, *, context: zmq.Context, max_message_bytes: int | None = None) -> None:
         self.host = host
         self.port = port
+        #: replies over this many bytes are cut off by libzmq before they are read (None: no limit)
+        self.max_message_bytes = max_message_bytes
         self.address = zmq_address(host, port)
         self._context = context
         self._socket: zmq.Socket | None = None
@@ -178,6 +185,8 @@ class ZmqReqTransport:
         if self._socket is None:
             sock = self._context.socket(zmq.REQ)
             sock.setsockopt(zmq.LINGER, 0)
+            if self.max_message_bytes is not None:
+                sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes + FRAME_SLACK)
             if _is_ipv6(self.host):
                 sock.setsockopt(zmq.IPV6, 1)
             sock.connect(self.address)

@@ -23,6 +23,7 @@ from typing import Any, Final
 import msgpack
 import numpy as np
 
+from arena.wire.msgpack_limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_OBJECTS, WireLimitError, scan
 from arena_openpi.errors import OpenpiCodecError, OpenpiMessageTooLargeError
 
 __all__ = [
@@ -33,9 +34,10 @@ __all__ = [
 ]
 
 #: Default cap on one message (request or reply). openpi itself has no cap; ours exists so a
-#: corrupt or hostile peer cannot make us allocate unbounded memory. 256 MiB is far above any
-#: real observation (two 224x224 RGB images are ~300 KB) or action chunk.
-DEFAULT_MAX_MESSAGE_BYTES: Final[int] = 256 * 1024 * 1024
+#: corrupt or hostile peer cannot make us allocate unbounded memory. Rule: one request carries
+#: ONE observation, and a camera frame costs H*W*3 bytes (0.15 MiB at 224x224, 3 MiB at
+#: 1024x1024), so 16 MiB holds four 1024x1024 cameras plus state; raise it for more.
+DEFAULT_MAX_MESSAGE_BYTES: Final[int] = 16 * 1024 * 1024
 
 #: numpy dtype kinds that openpi's msgpack-numpy refuses: void/structured, object, complex.
 REFUSED_DTYPE_KINDS: Final[dict[str, str]] = {"V": "void/structured", "O": "object", "c": "complex"}
@@ -82,7 +84,7 @@ def _wire_dtype(raw: Any) -> np.dtype:
         raise OpenpiCodecError(f"malformed msgpack-numpy value: dtype must be a string, got {type(raw).__name__}")
     try:
         dtype = np.dtype(raw)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # TypeError, ValueError, SyntaxError, ... for junk dtype strings
         raise OpenpiCodecError(f"malformed msgpack-numpy value: unknown dtype {raw!r}") from exc
     _check_dtype(dtype, "decode")
     return dtype
@@ -94,6 +96,8 @@ def _decode_array(obj: dict) -> np.ndarray:
     except KeyError as exc:
         raise OpenpiCodecError(f"malformed msgpack-numpy array: missing key {exc.args[0]!r}") from None
     dtype = _wire_dtype(raw_dtype)
+    if dtype.itemsize == 0:  # "|S0", "<U0": numpy would allocate the claimed shape, uninitialised
+        raise OpenpiCodecError(f"malformed msgpack-numpy array: zero-width dtype {dtype.str!r}")
     if not isinstance(data, (bytes, bytearray)):
         raise OpenpiCodecError(f"malformed msgpack-numpy array: data must be bin, got {type(data).__name__}")
     if not isinstance(raw_shape, (list, tuple)) or not all(
@@ -107,10 +111,7 @@ def _decode_array(obj: dict) -> np.ndarray:
             f"malformed msgpack-numpy array: {len(data)} data bytes do not match shape {shape} "
             f"of dtype {dtype.str!r} ({count * dtype.itemsize} bytes expected)"
         )
-    if dtype.itemsize == 0:  # e.g. "|S0": frombuffer cannot express it
-        arr = np.empty(shape, dtype=dtype)
-    else:
-        arr = np.frombuffer(data, dtype=dtype, count=count).reshape(shape)  # zero-copy view
+    arr = np.frombuffer(data, dtype=dtype, count=count).reshape(shape)  # zero-copy view: nothing allocated
     arr.flags.writeable = False  # bytes views already are; bytearray ones must not differ
     return arr
 
@@ -143,11 +144,18 @@ def encode(obj: Any) -> bytes:
         raise OpenpiCodecError(f"cannot encode openpi message: {exc}") from exc
 
 
-def decode(data: bytes | bytearray | memoryview, *, max_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
-    """Unpack one openpi message.
+def decode(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+    max_objects: int = DEFAULT_MAX_OBJECTS,
+) -> Any:
+    """Unpack one openpi message; every failure is an :class:`OpenpiCodecError`.
 
     ``max_bytes`` bounds the message size (``None``: no limit, as upstream); a larger message
-    raises :class:`OpenpiMessageTooLargeError` before anything is allocated.
+    raises :class:`OpenpiMessageTooLargeError` before anything is allocated. The structure is
+    checked before decoding (at most ``max_objects`` values, bounded nesting), so a decode
+    allocates at most about the message's size (:mod:`arena.wire.msgpack_limits`).
     """
     size = len(data) if not isinstance(data, memoryview) else data.nbytes
     if max_bytes is not None and size > max_bytes:
@@ -155,8 +163,11 @@ def decode(data: bytes | bytearray | memoryview, *, max_bytes: int | None = DEFA
             f"openpi message of {size} bytes exceeds the limit of {max_bytes} bytes (max_message_bytes)"
         )
     try:
+        scan(data, max_objects, DEFAULT_MAX_DEPTH)
         return msgpack.unpackb(data, object_hook=_decode_hook, raw=False)
     except OpenpiCodecError:
         raise
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+    except WireLimitError as exc:
+        raise OpenpiCodecError(f"invalid openpi message ({size} bytes): {exc}") from exc
+    except Exception as exc:  # msgpack's many errors, MemoryError, RecursionError: all the documented type
         raise OpenpiCodecError(f"invalid openpi message ({size} bytes): {type(exc).__name__}: {exc}") from exc

@@ -29,7 +29,7 @@ from arena.contract import ActionChunk, EnvSpec, Observation
 from arena.errors import ArenaError, PolicyError
 from arena.futures import completed, gather
 from arena.policy import Policy, PolicyDescription
-from arena.validators import accepted_by, at_least
+from arena.validators import accepted_by, at_least, in_range
 from arena_openpi.client import DEFAULT_PORT, _endpoint, healthz
 from arena_openpi.errors import OpenpiError, OpenpiServerError
 from arena_openpi.layout import ServedLayout
@@ -59,7 +59,7 @@ class OpenpiConfig:
     )
     port: int = attrs.field(
         default=DEFAULT_PORT,
-        validator=at_least(1),
+        validator=in_range(1, 65535),
         metadata={"identity": False, "help": "port of hosts given without one"},
     )
     api_key: str | None = attrs.field(

@@ -137,6 +137,9 @@ class OpenpiPool:
         self._cond = threading.Condition()
         self._in_flight = [0] * len(self.endpoints)
         self._down_until = [0.0] * len(self.endpoints)
+        #: replicas found dead: a request spent a whole reconnect window on them and failed; later
+        #: requests do not wait another window each, they fail over or fail at once
+        self._dead: list[BaseException | None] = [None] * len(self.endpoints)
         self._rr = 0
         self._closed = False
         self._slots = self._open_all(factory)
@@ -279,6 +282,15 @@ class OpenpiPool:
                 candidates = [i for i in range(len(self.endpoints)) if i not in exclude]
                 if not candidates:
                     return None
+                alive = [i for i in candidates if self._dead[i] is None]
+                if not alive:
+                    dead = self._dead[candidates[0]]
+                    assert dead is not None
+                    raise OpenpiConnectionError(
+                        f"openpi replica(s) {', '.join(_endpoint(*self.endpoints[i]) for i in candidates)} "
+                        f"down (no reconnect within the deadline): {dead}"
+                    ) from dead
+                candidates = alive
                 now = time.monotonic()
                 healthy = [i for i in candidates if self._down_until[i] <= now] or candidates
                 idle = [s for s in self._slots if not s.busy and s.host_index in healthy]
@@ -320,7 +332,14 @@ class OpenpiPool:
             try:
                 return slot.client.infer(obs)
             except OpenpiConnectionError as exc:
-                if isinstance(exc, OpenpiAuthError) or not self._failover or self._closed:
+                if isinstance(exc, OpenpiAuthError) or self._closed:
+                    raise
+                with self._cond:
+                    if self._dead[slot.host_index] is None:
+                        logger.error("openpi replica %s is down: %s", slot.client.endpoint, exc)
+                    self._dead[slot.host_index] = exc
+                    self._cond.notify_all()
+                if not self._failover:
                     raise
                 tried.add(slot.host_index)
                 with self._cond:

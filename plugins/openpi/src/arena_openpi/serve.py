@@ -26,6 +26,7 @@ import numpy as np
 from arena.contract import Observation
 from arena.errors import ContractError
 from arena.serving import ServedPolicy, serve_main
+from arena.validators import PORT_RANGE, int_arg
 from arena_openpi.client import DEFAULT_PORT
 from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES
 from arena_openpi.layout import ACTIONS_KEY, PROMPT_KEY, ServedLayout, build_layout
@@ -115,7 +116,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("openpi server")
     g.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
     g.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})"
+        "--port",
+        type=int_arg(*PORT_RANGE),
+        default=DEFAULT_PORT,
+        help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})",
     )
     g.add_argument("--port-file", default=None, help="write the bound port to this file once listening (atomic)")
     g.add_argument(
@@ -125,10 +129,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--max-message-bytes",
-        type=int,
+        type=int_arg(1),
         default=DEFAULT_MAX_MESSAGE_BYTES,
         help=f"largest request accepted, in bytes; larger ones close the connection with 1009 "
         f"(default: {DEFAULT_MAX_MESSAGE_BYTES})",
+    )
+    g.add_argument(
+        "--debug-errors",
+        action="store_true",
+        help="send clients the full traceback of a failure (default: a one-line message; the log has it)",
     )
     g.add_argument(
         "--image-keys",
@@ -157,8 +166,9 @@ def serve(served: ServedPolicy, args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         api_key=api_key,
-        max_message_bytes=args.max_message_bytes or None,
+        max_message_bytes=args.max_message_bytes,
         concurrency=1,
+        debug_errors=args.debug_errors,
     )
     try:
         server.start()

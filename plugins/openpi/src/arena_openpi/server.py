@@ -43,12 +43,16 @@ import websockets
 import websockets.asyncio.server as ws_server
 from websockets.frames import CloseCode
 
+from arena.validators import PORT_RANGE, int_arg
 from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES, decode, encode
 from arena_openpi.errors import OpenpiProtocolError
 
 __all__ = ["InferFn", "OpenpiServer", "SupportsInfer", "main"]
 
 logger = logging.getLogger(__name__)
+
+#: frames websockets buffers per connection while the server is busy (each at most max_message_bytes)
+MAX_QUEUE = 2
 
 InferFn = Callable[[dict[str, Any]], Mapping[str, Any]]
 
@@ -80,6 +84,7 @@ class OpenpiServer:
         concurrency: int | None = 1,
         ping_interval_s: float | None = 20.0,
         ping_timeout_s: float | None = 20.0,
+        debug_errors: bool = False,
     ) -> None:
         if isinstance(policy, SupportsInfer):
             self._infer_fn: InferFn = policy.infer
@@ -89,6 +94,8 @@ class OpenpiServer:
             raise TypeError(f"policy must have an infer(obs) method or be callable, got {type(policy).__name__}")
         if concurrency is not None and concurrency < 1:
             raise ValueError(f"concurrency must be >= 1 or None, got {concurrency}")
+        if max_message_bytes is not None and max_message_bytes < 1:
+            raise ValueError(f"max_message_bytes must be >= 1 or None, got {max_message_bytes}")
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._metadata_frame = encode(self.metadata)  # fail early on unencodable metadata
         self.host = host
@@ -98,6 +105,8 @@ class OpenpiServer:
         self._concurrency = concurrency
         self._ping_interval_s = ping_interval_s
         self._ping_timeout_s = ping_timeout_s
+        self._debug_errors = debug_errors
+        self._warned_unused_key = False
 
         self.num_requests = 0  # successful replies, all connections
         self.num_errors = 0
@@ -168,6 +177,9 @@ class OpenpiServer:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=self._concurrency or 32, thread_name_prefix="openpi-infer"
         )
+        # decoding and encoding run here, off the event loop: a large message must not freeze
+        # the other connections, /healthz and keepalives
+        self._codec = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="openpi-codec")
         try:
             async with ws_server.serve(
                 self._handle,
@@ -175,6 +187,7 @@ class OpenpiServer:
                 self.port,
                 compression=None,
                 max_size=self._max_message_bytes,
+                max_queue=MAX_QUEUE,  # frames buffered per connection while busy, each <= max_size
                 process_request=self._process_request,
                 ping_interval=self._ping_interval_s,
                 ping_timeout=self._ping_timeout_s,
@@ -197,6 +210,7 @@ class OpenpiServer:
             raise
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
+            self._codec.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ protocol
 
@@ -204,8 +218,18 @@ class OpenpiServer:
         """Health check before the upgrade; API key check on every other request."""
         if request.path.split("?", 1)[0] == "/healthz":
             return connection.respond(http.HTTPStatus.OK, "OK\n")
-        if self._api_key is not None:
-            supplied = request.headers.get("Authorization", "")
+        supplied_all = request.headers.get_all("Authorization")
+        if len(supplied_all) > 1:
+            return connection.respond(http.HTTPStatus.BAD_REQUEST, "Bad request: more than one Authorization header\n")
+        if self._api_key is None:
+            if supplied_all and not self._warned_unused_key:
+                self._warned_unused_key = True
+                logger.warning(
+                    "openpi server: a client sent an API key, but this server checks none (start it with "
+                    "--api-key to require one); connections are not authenticated"
+                )
+        else:
+            supplied = supplied_all[0] if supplied_all else ""
             expected = f"Api-Key {self._api_key}"
             if not hmac.compare_digest(
                 supplied.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
@@ -232,7 +256,7 @@ class OpenpiServer:
             try:
                 if isinstance(message, str):
                     raise OpenpiProtocolError("expected a binary frame (msgpack-numpy observation), got a text frame")
-                obs = decode(message, max_bytes=None)  # size bounded by websockets' max_size
+                obs = await loop.run_in_executor(self._codec, _decode_request, message)
                 if not isinstance(obs, dict):
                     raise OpenpiProtocolError(f"observation must be a map, got {type(obs).__name__}")
                 infer_s, result = await self._run_inference(loop, obs)
@@ -243,10 +267,11 @@ class OpenpiServer:
                 if prev_total_s is not None:
                     timing["prev_total_ms"] = prev_total_s * 1000
                 reply["server_timing"] = timing
-                frame = encode(reply)
-            except Exception:
+                frame = await loop.run_in_executor(self._codec, encode, reply)
+            except Exception as exc:
                 self.num_errors += 1
-                text = traceback.format_exc()
+                # the traceback stays in this log; a client gets it only with debug_errors
+                text = traceback.format_exc() if self._debug_errors else f"{type(exc).__name__}: {exc}"
                 logger.exception("openpi server: inference failed for %s", peer)
                 try:
                     await websocket.send(text)
@@ -278,6 +303,10 @@ class OpenpiServer:
         return time.monotonic() - start, result
 
 
+def _decode_request(message: bytes) -> Any:
+    return decode(message, max_bytes=None)  # size bounded by websockets' max_size
+
+
 # ---------------------------------------------------------------------- command line
 
 
@@ -302,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policy-args", default="{}", help="JSON object of keyword arguments for the factory")
     parser.add_argument("--metadata", default="{}", help="JSON object sent as the metadata frame")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port (see --port-file)")
+    parser.add_argument("--port", type=int_arg(*PORT_RANGE), default=8000, help="0 picks a free port (see --port-file)")
     parser.add_argument("--port-file", help="write the bound port here once listening (atomic)")
     parser.add_argument(
         "--api-key",
@@ -310,7 +339,10 @@ def main(argv: list[str] | None = None) -> None:
         help="require 'Authorization: Api-Key KEY' (default: $OPENPI_API_KEY)",
     )
     parser.add_argument("--concurrency", type=int, default=1, help="max simultaneous inferences; 0 = unlimited")
-    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES)
+    parser.add_argument("--max-message-bytes", type=int_arg(1), default=DEFAULT_MAX_MESSAGE_BYTES)
+    parser.add_argument(
+        "--debug-errors", action="store_true", help="send clients the full traceback of a failure (default: one line)"
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -322,8 +354,9 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         api_key=args.api_key or None,
-        max_message_bytes=args.max_message_bytes or None,
+        max_message_bytes=args.max_message_bytes,
         concurrency=args.concurrency or None,
+        debug_errors=args.debug_errors,
     )
     server.start()
     if args.port_file:
