@@ -42,7 +42,12 @@ _SIZED = {0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0), 0xC7: (1, 1), 0xC8: (2, 1), 
 _CONTAINERS = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
 
 
-def _value(buf: memoryview, pos: int, n: int, max_objects: int, max_depth: int, count: list[int]) -> int:
+_EXT = frozenset((0xC7, 0xC8, 0xC9, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8))
+
+
+def _value(
+    buf: memoryview, pos: int, n: int, max_objects: int, max_depth: int, count: list[int], allow_ext: bool = False
+) -> int:
     """Skip one value starting at ``pos`` (containers included); returns the position after it."""
     stack = [1]
     while stack:
@@ -60,6 +65,8 @@ def _value(buf: memoryview, pos: int, n: int, max_objects: int, max_depth: int, 
         if b <= 0x7F or b >= 0xE0:  # positive / negative fixint
             continue
         children = 0
+        if not allow_ext and b in _EXT:
+            raise WireLimitError(f"msgpack extension type (0x{b:02x}) is not part of this protocol")
         if b <= 0x8F:  # fixmap
             children = 2 * (b & 0x0F)
         elif b <= 0x9F:  # fixarray
@@ -93,12 +100,19 @@ def _value(buf: memoryview, pos: int, n: int, max_objects: int, max_depth: int, 
 
 
 def scan(
-    data: bytes | bytearray | memoryview, max_objects: int = DEFAULT_MAX_OBJECTS, max_depth: int = DEFAULT_MAX_DEPTH
+    data: bytes | bytearray | memoryview,
+    max_objects: int = DEFAULT_MAX_OBJECTS,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    allow_ext: bool = False,
 ) -> int:
-    """Check that ``data`` is one msgpack value within the limits; returns its number of values."""
+    """Check that ``data`` is one msgpack value within the limits; returns its number of values.
+
+    Extension types (which decode to objects other than the protocol's maps, lists, strings,
+    bytes and numbers) are refused unless ``allow_ext``.
+    """
     buf = memoryview(data).cast("B")
     count = [0]
-    end = _value(buf, 0, len(buf), max_objects, max_depth, count)
+    end = _value(buf, 0, len(buf), max_objects, max_depth, count, allow_ext)
     if end != len(buf):
         raise WireLimitError(f"{len(buf) - end} bytes of extra data after the msgpack value")
     return count[0]
@@ -125,10 +139,10 @@ def peek_str(data: bytes | bytearray | memoryview, key: str, max_objects: int = 
     wanted = key.encode("utf-8")
     for _ in range(min(entries, max_objects)):
         start = pos
-        pos = _value(buf, pos, n, max_objects, 1, count)
+        pos = _value(buf, pos, n, max_objects, 1, count, True)
         is_key = _str_bytes(buf, start, pos) == wanted
         vstart = pos
-        pos = _value(buf, pos, n, max_objects, 1 << 30, count)
+        pos = _value(buf, pos, n, max_objects, 1 << 30, count, True)
         if is_key:
             raw = _str_bytes(buf, vstart, pos)
             if raw is None:

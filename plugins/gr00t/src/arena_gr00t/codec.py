@@ -276,6 +276,8 @@ def _parse_npy_header_slow(data: bytes) -> tuple[np.dtype, tuple[int, ...], int,
         raise Gr00tCodecError(f"invalid npy payload: dtype {dt} holds Python objects (pickle), refused")
     if dt.itemsize == 0:
         raise Gr00tCodecError(f"invalid npy payload: zero-width dtype {dt.str!r}")
+    if not isinstance(shape, tuple) or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+        raise Gr00tCodecError(f"invalid npy payload: bad shape {shape!r}")
     return dt, tuple(shape), f.tell(), bool(fortran)
 
 
@@ -296,8 +298,11 @@ def npy_to_ndarray(data: bytes, *, writable: bool = False) -> np.ndarray:
             f"invalid npy payload: header says {dt.str} {shape} ({count * dt.itemsize} bytes) "
             f"but {available} data bytes follow"
         )
-    arr = np.frombuffer(data, dtype=dt, count=count, offset=offset)
-    arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+    try:
+        arr = np.frombuffer(data, dtype=dt, count=count, offset=offset)
+        arr = arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+    except ValueError as e:
+        raise Gr00tCodecError(f"invalid npy payload: {e}") from e
     if not fortran and offset <= 0xFFFF + _NPY_V1_PREFIX:
         _remember_header(data, dt, shape, offset)
     return arr.copy() if writable else arr
