@@ -100,6 +100,10 @@ class _Group:
     step_t0: float = 0.0
 
 
+#: the handle of a step already done synchronously (its result is in Evaluator._direct)
+_STEPPED = StepHandle(np.zeros(0, np.int64))
+
+
 @attrs.define(eq=False)
 class _Reset:
     """Episode starts in flight (worker processes build scenes while other slots step)."""
@@ -157,6 +161,8 @@ class Evaluator:
         self._resets: list[_Reset] = []
         self._starts = 0  # bumped when a slot starts or stops starting (cache key of _active_ids)
         self._validated = False
+        self._direct: StepResult | None = None  # the result of a synchronous step (no handle)
+        self._direct_ids = np.zeros(0, np.int64)
 
     # -- episode bookkeeping -------------------------------------------------------------------
     def _recorded(self, slot: int, ep: EpisodeSpec, record: EpisodeRecord, recording: bool) -> None:
@@ -323,7 +329,8 @@ class Evaluator:
         if not self._launch_step(g):
             return
         if not self._async:
-            self._collect_step(g)
+            self._collect_step(g, self._direct)
+            self._direct = None
             self._launch_query(g)
 
     def _drain(self) -> None:
@@ -380,30 +387,53 @@ class Evaluator:
         else:
             render = recording
         g.step_t0 = time.perf_counter()
-        g.step = self.env.step_async(ids, actions, counts, render)
+        if self._async:
+            g.step = self.env.step_async(ids, actions, counts, render)
+        else:  # nothing to overlap with: step now, without a handle
+            g.step = _STEPPED
+            self._direct_ids = ids
+            try:
+                self._direct = self.env.step_chunk(ids, actions, counts, render)
+            except Exception as exc:  # noqa: BLE001 - an env failure ends these episodes, not the run
+                log.warning("env step failed for slots %s: %s", ids.tolist(), exc)
+                self._direct = self._failed(ids, exc)
+                self._direct.steps = np.ones(len(ids), np.int64)
         if self.render_for_policy:
             self.fresh[ids] = render
         return True
 
-    def _collect_step(self, g: _Group) -> None:
+    def _collect_step(self, g: _Group, direct: StepResult | None = None) -> None:
         handle, g.step = g.step, None
         assert handle is not None
-        ids = handle.env_ids
-        try:
-            res = self.env.step_wait(handle)
-        except Exception as exc:  # noqa: BLE001 - an env failure ends these episodes, not the run
-            log.warning("env step failed for slots %s: %s", ids.tolist(), exc)
-            res = self._failed(ids, exc)
-            res.steps = np.ones(len(ids), np.int64)
+        if direct is not None:
+            ids, res = self._direct_ids, direct
+        else:
+            ids = handle.env_ids
+            try:
+                res = self.env.step_wait(handle)
+            except Exception as exc:  # noqa: BLE001 - an env failure ends these episodes, not the run
+                log.warning("env step failed for slots %s: %s", ids.tolist(), exc)
+                res = self._failed(ids, exc)
+                res.steps = np.ones(len(ids), np.int64)
         ledger = self.ledger
-        ledger.env_time[ids] += time.perf_counter() - g.step_t0
         if res.observation is not None:
             self.observation = res.observation
-        executed = np.ones(len(ids), np.int64) if res.steps is None else np.asarray(res.steps, np.int64)
-        steps = ledger.steps[ids] + executed
-        ledger.steps[ids] = steps
-        self.total_steps += int(executed.sum())
         errors = res.error
+        if len(ids) == 1:  # one slot: scalar bookkeeping, and nothing more unless its episode ended
+            s = int(ids[0])
+            ledger.env_time[s] += time.perf_counter() - g.step_t0
+            n_exec = 1 if res.steps is None else int(res.steps[0])
+            ledger.steps[s] += n_exec
+            self.total_steps += n_exec
+            if not ledger.n_recording and errors[0] is None and not res.success[0] and ledger.steps[s] < self.max_steps:
+                return
+            steps = ledger.steps[ids]
+        else:
+            ledger.env_time[ids] += time.perf_counter() - g.step_t0
+            executed = np.ones(len(ids), np.int64) if res.steps is None else np.asarray(res.steps, np.int64)
+            steps = ledger.steps[ids] + executed
+            ledger.steps[ids] = steps
+            self.total_steps += int(executed.sum())
         if ledger.n_recording and ledger.recording[ids].any():
             for s in ids[ledger.recording[ids]].tolist():
                 ep = ledger.episode[s]
@@ -457,10 +487,16 @@ class Evaluator:
                 f"policy {type(self.policy).__name__}.infer returned {type(chunk).__name__}, expected an arena.ActionChunk"
             )
         got = chunk.env_ids
-        if got.shape != need_ids.shape or not (got == need_ids).all():
+        if got.shape != need_ids.shape or not np.array_equal(got, need_ids):
             raise PolicyError(
                 f"policy returned actions for env ids {got.tolist()}, expected exactly the masked ids {need_ids.tolist()}"
             )
         self.scheduler.push(chunk.numpy(), need_ids)
-        self.ledger.infer_time[need_ids] += dt
-        self.ledger.inferences[need_ids] += 1
+        ledger = self.ledger
+        if len(need_ids) == 1:
+            i = int(need_ids[0])
+            ledger.infer_time[i] += dt
+            ledger.inferences[i] += 1
+        else:
+            ledger.infer_time[need_ids] += dt
+            ledger.inferences[need_ids] += 1

@@ -11,6 +11,7 @@ import attrs
 import numpy as np
 
 from arena.contract import ActionChunk, EnvSpec, Observation
+from arena.futures import completed
 
 if TYPE_CHECKING:  # pragma: no cover
     from arena.results import EpisodeRecord
@@ -90,12 +91,12 @@ class Policy(abc.ABC):
         returns a completed future; remote policies encode the request here
         and send it without waiting for the reply.
         """
-        future: Future[ActionChunk] = Future()
         try:
-            future.set_result(self.infer(observation, env_mask))
+            return completed(self.infer(observation, env_mask))
         except Exception as exc:  # noqa: BLE001 - delivered through the future, raised by result()
+            future: Future[ActionChunk] = Future()
             future.set_exception(exc)
-        return future
+            return future
 
     def episode_end(self, env_ids: Sequence[int], records: Sequence[EpisodeRecord]) -> None:
         """Episodes ended in slots ``env_ids`` with ``records`` (recorded outcomes).

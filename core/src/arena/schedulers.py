@@ -141,6 +141,13 @@ class ChunkedScheduler(ActionScheduler):
         self._left[ids] = k
 
     def _pop_one(self, ids: np.ndarray) -> np.ndarray:
+        if len(ids) == 1:  # one slot (the common --num-envs 1): scalar updates, no fancy indexing
+            i = int(ids[0])
+            if not self._left[i]:
+                raise PolicyError(f"scheduler: env slots [{i}] have no action left (no chunk was pushed)")
+            self._pos[i] += 1
+            self._left[i] -= 1
+            return np.ones(1, np.int64)
         left = self._left[ids]
         if not left.all():
             raise PolicyError(

@@ -100,24 +100,29 @@ class SimVectorEnv(VectorEnv):
     # -- replies ---------------------------------------------------------------------------------
     def _result(self, ids: np.ndarray, replies: Sequence[Reply | None]) -> StepResult:
         n = len(ids)
-        success = np.zeros(n, bool)
-        steps = np.zeros(n, np.int64)
-        lost = np.zeros(n, bool)
+        success = [False] * n
+        steps = [0] * n
         errors: list[str | None] = [None] * n
+        lost: list[int] = []
         for k, reply in enumerate(replies):
             if reply is None:  # filtered out before sending (unknown task)
                 continue
             ok, executed, solved, message, renders = reply
-            self._renders += renders
+            if renders:
+                self._renders += renders
             if executed == LOST:
-                lost[k] = True
+                lost.append(k)
                 errors[k] = message
                 continue
             steps[k] = executed
             success[k] = solved
             if not ok:
                 errors[k] = message
-        return StepResult(ids, success, errors, self._obs, steps, lost if lost.any() else None)
+        lost_mask = None
+        if lost:
+            lost_mask = np.zeros(n, bool)
+            lost_mask[lost] = True
+        return StepResult(ids, np.array(success, bool), errors, self._obs, np.array(steps, np.int64), lost_mask)
 
     # -- VectorEnv -------------------------------------------------------------------------------
     def reset(self, env_ids: Sequence[int], episodes: Sequence[EpisodeSpec], render: np.ndarray) -> StepResult:
@@ -148,10 +153,10 @@ class SimVectorEnv(VectorEnv):
         return res
 
     def ready(self, handle: StepHandle) -> bool:
-        return self.runner.ready(_ticket(handle))
+        return handle.run is not None or self.runner.ready(_ticket(handle))
 
     def wait(self, handles: Sequence[StepHandle], timeout: float | None) -> None:
-        self.runner.wait([_ticket(h) for h in handles], timeout)
+        self.runner.wait([_ticket(h) for h in handles if h.run is None], timeout)
 
     def step(self, env_ids: Sequence[int], actions: np.ndarray, render: np.ndarray) -> StepResult:
         acts = np.asarray(actions, np.float32)
@@ -162,12 +167,18 @@ class SimVectorEnv(VectorEnv):
     def step_chunk(
         self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray
     ) -> StepResult:
+        if isinstance(self.runner, InProcessSlots):  # the fast path: no ticket, no handle
+            ids = np.asarray(env_ids, np.int64)
+            c, r = np.asarray(counts).tolist(), np.asarray(render).tolist()
+            return self._result(ids, self.runner.step(ids.tolist(), actions, c, r))
         return self.step_wait(self.step_async(env_ids, actions, counts, render))
 
     def step_async(
         self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray
     ) -> StepHandle:
         ids = np.asarray(env_ids, np.int64)
+        if isinstance(self.runner, InProcessSlots):  # nothing runs concurrently here: step when waited on
+            return StepHandle(ids, lambda: self.step_chunk(ids, actions, counts, render))
         acts = np.asarray(actions, np.float32)
         shared = self.runner.buffers.actions
         slots, counts_, renders = ids.tolist(), np.asarray(counts).tolist(), np.asarray(render).tolist()
@@ -179,6 +190,8 @@ class SimVectorEnv(VectorEnv):
         return StepHandle(ids, state=self.runner.send(slots, commands))
 
     def step_wait(self, handle: StepHandle) -> StepResult:
+        if handle.run is not None:
+            return handle.run()
         return self._result(handle.env_ids, self.runner.gather(handle.state))  # type: ignore[arg-type]
 
     def observe(self, env_ids: Sequence[int], render: np.ndarray) -> Observation:
