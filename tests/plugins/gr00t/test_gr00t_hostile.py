@@ -275,3 +275,18 @@ def test_a_token_sent_to_a_server_without_one_is_warned_about(caplog) -> None:  
     finally:
         server.close()
     assert caplog.text.count("a client sent an API token, but this server has none") == 1
+
+
+def test_a_container_as_a_top_level_key_is_a_malformed_request_not_a_crash() -> None:
+    """Found by bench/fuzz_servers.py: the token peek raised on a map key that is itself a map."""
+    from arena.wire.msgpack_limits import peek_str
+
+    message = b"\x82\x81\xa1a\x01\xa1b\xa8endpoint\xa4ping"  # {{"a": 1}: "b", "endpoint": "ping"}
+    assert peek_str(message, "api_token") is None
+    for token in (None, "t"):
+        server = Gr00tServer(Handler(), port=0, api_token=token)
+        try:
+            reply = msgpack.unpackb(server.handle_message(message), raw=False)
+        finally:
+            server.close()
+        assert "error" in reply

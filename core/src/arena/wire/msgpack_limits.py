@@ -121,8 +121,16 @@ def scan(
 def peek_str(data: bytes | bytearray | memoryview, key: str, max_objects: int = DEFAULT_MAX_OBJECTS) -> str | None:
     """The string under ``key`` in the top-level map of ``data`` (None: no map, no such key, not a string).
 
-    Other values are skipped by their headers; nothing but the key strings is decoded.
+    Other values are skipped by their headers; nothing but the key strings is decoded. It
+    never raises: a malformed message has no token (the decoder then says what is wrong).
     """
+    try:
+        return _peek_str(data, key, max_objects)
+    except (WireLimitError, ValueError, IndexError):
+        return None
+
+
+def _peek_str(data: bytes | bytearray | memoryview, key: str, max_objects: int) -> str | None:
     buf = memoryview(data).cast("B")
     n = len(buf)
     if not n:
@@ -139,7 +147,7 @@ def peek_str(data: bytes | bytearray | memoryview, key: str, max_objects: int = 
     wanted = key.encode("utf-8")
     for _ in range(min(entries, max_objects)):
         start = pos
-        pos = _value(buf, pos, n, max_objects, 1, count, True)
+        pos = _value(buf, pos, n, max_objects, 1 << 30, count, True)
         is_key = _str_bytes(buf, start, pos) == wanted
         vstart = pos
         pos = _value(buf, pos, n, max_objects, 1 << 30, count, True)

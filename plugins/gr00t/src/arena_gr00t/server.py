@@ -198,7 +198,11 @@ class Gr00tServer:
                     log.warning("dropped a message that is not a REQ request (%d frames)", len(frames))
                     del frames
                     continue
-                reply = self._handle_frames(frames[len(envelope) :])
+                try:
+                    reply = self._handle_frames(frames[len(envelope) :])
+                except Exception as e:  # noqa: BLE001 - no request may stop the server
+                    log.exception("GR00T server: unexpected failure handling a request")
+                    reply = _error(f"Internal server error: {type(e).__name__}")
                 del frames
                 self.requests_served += 1
                 try:
