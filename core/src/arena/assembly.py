@@ -83,9 +83,6 @@ class RunAssembly:
         )
         return BuiltScheduler(name, made, cfg)
 
-    def scheduler_config_class(self, name: str) -> type | None:
-        return self.plugins.schedulers.get(name).config
-
     @staticmethod
     def plan(spec: EnvSpec, episodes: int, seed: int) -> list[EpisodeSpec]:
         """Every planned episode of the run (see :func:`arena.evaluator.plan_episodes`)."""
