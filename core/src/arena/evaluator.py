@@ -152,7 +152,6 @@ class Evaluator:
         self.fresh = np.zeros(n, bool)  # images of this slot are current
         self.observation: Observation | None = None
         self.total_steps = 0
-        self.rebuilds = 0  # resets that changed the task of a slot's simulator
         # worker processes: steps and episode starts run while this process does other work
         self._async = bool(env.async_steps)
         # a scheduler coupling all slots (synced) makes hold steps depend on when a start completes
@@ -163,6 +162,11 @@ class Evaluator:
         self._validated = False
         self._direct: StepResult | None = None  # the result of a synchronous step (no handle)
         self._direct_ids = np.zeros(0, np.int64)
+
+    @property
+    def rebuilds(self) -> int:
+        """Episode starts that changed a slot's task (scene builds), as the ledger counts them."""
+        return self.ledger.scene_builds
 
     # -- episode bookkeeping -------------------------------------------------------------------
     def _recorded(self, slot: int, ep: EpisodeSpec, record: EpisodeRecord, recording: bool) -> None:
@@ -189,12 +193,9 @@ class Evaluator:
             eps: list[EpisodeSpec] = []
             taken: list[int] = []
             for s in slots:
-                before = ledger.slot_task[s]
                 ep = ledger.take(s)
                 if ep is None:
                     break
-                if ep.task != before:
-                    self.rebuilds += 1
                 eps.append(ep)
                 taken.append(s)
             if not taken:

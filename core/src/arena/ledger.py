@@ -81,6 +81,8 @@ class EpisodeLedger:
         self.started = np.zeros(num_slots)
         self.recorded = 0
         self.lost = 0
+        #: episode starts that changed the task of a slot's simulator (a scene build)
+        self.scene_builds = 0
         #: slots recording frames, and a counter bumped whenever a slot starts or frees (loops cache on it)
         self.n_recording = 0
         self.version = 0
@@ -122,6 +124,8 @@ class EpisodeLedger:
         key = (ep.task, ep.index)
         self.attempts[key] = self.attempts.get(key, 0) + 1
         self.episode[slot] = ep
+        if self.slot_task[slot] != ep.task:
+            self.scene_builds += 1
         self.slot_task[slot] = ep.task
         self.active[slot] = True
         self.steps[slot] = 0

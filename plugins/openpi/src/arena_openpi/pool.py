@@ -14,7 +14,6 @@ import concurrent.futures
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -110,8 +109,9 @@ class OpenpiPool:
     the pool closes what it opened and raises, so a misconfigured host list fails at
     preflight rather than mid-evaluation. Later connection losses are handled by each
     :class:`OpenpiClient` (reconnect + retry). With ``failover=True`` a request whose replica
-    stays unreachable is retried once on another replica, and the dead replica is avoided for
-    ``failover_cooldown_s``.
+    stays unreachable is retried once on another replica. A replica on which a request spent a
+    whole reconnect window and failed is marked down for good: later requests fail over, or
+    fail at once when no replica is left, instead of each waiting out its own window.
 
     ``client_kwargs`` are passed to every :class:`OpenpiClient` (``api_key``, ``timeout_s``, ...).
     """
@@ -122,7 +122,6 @@ class OpenpiPool:
         connections_per_host: int = 1,
         *,
         failover: bool = True,
-        failover_cooldown_s: float = 10.0,
         client_factory: ClientFactory | None = None,
         **client_kwargs: Any,
     ) -> None:
@@ -131,12 +130,10 @@ class OpenpiPool:
         self.endpoints: list[tuple[str, int]] = parse_hosts(hosts)
         self.connections_per_host = connections_per_host
         self._failover = failover and len(self.endpoints) > 1
-        self._cooldown_s = failover_cooldown_s
         factory = client_factory or (lambda host, port: OpenpiClient(host, port, **client_kwargs))
 
         self._cond = threading.Condition()
         self._in_flight = [0] * len(self.endpoints)
-        self._down_until = [0.0] * len(self.endpoints)
         #: replicas found dead: a request spent a whole reconnect window on them and failed; later
         #: requests do not wait another window each, they fail over or fail at once
         self._dead: list[BaseException | None] = [None] * len(self.endpoints)
@@ -271,10 +268,7 @@ class OpenpiPool:
         return slots
 
     def _acquire(self, exclude: set[int]) -> _Slot | None:
-        """Idle connection on the least-loaded healthy replica not in ``exclude``.
-
-        Replicas in failover cooldown are used only when no other replica is left.
-        """
+        """Idle connection on the least-loaded live replica not in ``exclude`` (raises when all are down)."""
         with self._cond:
             while True:
                 if self._closed:
@@ -290,10 +284,7 @@ class OpenpiPool:
                         f"openpi replica(s) {', '.join(_endpoint(*self.endpoints[i]) for i in candidates)} "
                         f"down (no reconnect within the deadline): {dead}"
                     ) from dead
-                candidates = alive
-                now = time.monotonic()
-                healthy = [i for i in candidates if self._down_until[i] <= now] or candidates
-                idle = [s for s in self._slots if not s.busy and s.host_index in healthy]
+                idle = [s for s in self._slots if not s.busy and s.host_index in alive]
                 if idle:
                     n = len(self._slots)
                     # least in-flight replica first; ties broken round-robin so bursts rotate
@@ -302,8 +293,7 @@ class OpenpiPool:
                     best.busy = True
                     self._in_flight[best.host_index] += 1
                     return best
-                pending = [self._down_until[i] - now for i in candidates if self._down_until[i] > now]
-                self._cond.wait(min(pending) if pending else None)  # re-check when a cooldown ends
+                self._cond.wait()  # a connection is released or a replica goes down
 
     def _release(self, slot: _Slot) -> None:
         with self._cond:
@@ -342,8 +332,6 @@ class OpenpiPool:
                 if not self._failover:
                     raise
                 tried.add(slot.host_index)
-                with self._cond:
-                    self._down_until[slot.host_index] = time.monotonic() + self._cooldown_s
                 if len(tried) >= len(self.endpoints):
                     raise
                 logger.warning(
