@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from arena.assembly import RunAssembly
+from arena.backends import BackendConfig, backend_stages
 from arena.compat import check_compat
 from arena.config import config_to_dict
 from arena.errors import ConfigError
@@ -35,7 +36,7 @@ def evaluate(
     env: str,
     *,
     episodes: int = 10,
-    num_envs: int = 1,
+    num_envs: int | None = None,
     max_steps: int | None = None,
     seed: int = 0,
     scheduler: str = "chunked",
@@ -53,6 +54,11 @@ def evaluate(
     tracker: str | None = None,
     stages: int | None = None,
     episode_retries: int = 2,
+    backend: str | BackendConfig = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    envs_per_worker: int | None = None,
+    worker_resources: str | Mapping[str, float] | None = None,
 ) -> Summary:
     """Evaluate ``policy`` on ``env`` and return the summary (also written to the run directory).
 
@@ -73,9 +79,25 @@ def evaluate(
     how often an episode lost to a dead or hung worker is re-run before it
     is recorded as an error. Neither changes outcomes, so neither is part
     of the run's identity either (a run started with one resumes with another).
+
+    ``backend="ray"`` runs the slots in ``workers`` Ray actors of
+    ``envs_per_worker`` slots each (``num_envs`` is then their product; give
+    either), placed with ``worker_resources`` (default ``{"CPU": 1}``), on a
+    local Ray started for the run or on the cluster at ``ray_address``; see
+    docs/ray.md. The backend is not part of the run's identity either.
+    ``num_envs`` defaults to 1 slot on the local backend.
     """
     _positive("episodes", episodes)
-    _positive("num_envs", num_envs)
+    if num_envs is not None:
+        _positive("num_envs", num_envs)
+    if isinstance(backend, BackendConfig):
+        if any(v is not None for v in (ray_address, workers, envs_per_worker, worker_resources)):
+            raise ConfigError("give the ray options inside the BackendConfig, not beside it")
+        back = backend
+    else:
+        back = BackendConfig(backend, ray_address, workers, envs_per_worker, worker_resources)
+    back.validate()
+    num_envs, _, _ = back.layout(num_envs)
     if max_steps is not None:
         _positive("max_steps", max_steps)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -90,12 +112,14 @@ def evaluate(
     if stages is not None and (isinstance(stages, bool) or not isinstance(stages, int) or stages < 1):
         raise ConfigError(f"--stages: expected an integer >= 1, got {stages!r}")
     _positive("episode_retries", episode_retries, minimum=0)
+    if stages is not None:
+        backend_stages(stages, 1, back, num_envs)  # a bad grouping fails before Ray starts
     assembly = RunAssembly(plugins)
     with assembly.scope():
         return _evaluate(
             assembly, policy, env, episodes, num_envs, max_steps, seed, scheduler, policy_config, env_config,
             scheduler_config, output, resume, write, on_episode, frames, videos, video_camera, tracker, stages,
-            episode_retries,
+            episode_retries, back,
         )  # fmt: skip
 
 
@@ -121,6 +145,7 @@ def _evaluate(
     tracker: str | None,
     stages: int | None,
     episode_retries: int,
+    backend: BackendConfig,
 ) -> Summary:
     plugins = assembly.plugins
     if tracker is not None:
@@ -129,7 +154,7 @@ def _evaluate(
         check_tracker(tracker, plugins, has_run_dir=write)
     plugins.schedulers.get(scheduler)  # an unknown scheduler fails before any env is built
 
-    vec_env, env_cfg = assembly.env(env, env_config, num_envs)
+    vec_env, env_cfg = assembly.env(env, env_config, num_envs, backend)
     run_dir: RunDir | None = None
     recorder: VideoRecorder | None = None
     try:
@@ -140,7 +165,7 @@ def _evaluate(
             check_compat(spec, desc)
             built = assembly.scheduler(scheduler, scheduler_config, num_envs, spec, desc)
             sched, sched_config = built.scheduler, built.config
-            n_stages = assembly.stages(stages, desc, num_envs)
+            n_stages = assembly.stages(stages, desc, num_envs, backend)
             check_stages(n_stages, num_envs, sched)
             steps = max_steps or spec.max_episode_steps
             config = {
@@ -163,6 +188,7 @@ def _evaluate(
                 "tracker": tracker,
                 "stages": n_stages,
                 "episode_retries": episode_retries,
+                "backend": backend.to_dict(num_envs),
             }
             plan = assembly.plan(spec, episodes, seed)
             previous: list[EpisodeRecord] = []
@@ -239,6 +265,8 @@ def _evaluate(
                 "scene_builds": evaluator.rebuilds,
                 "episodes_lost": evaluator.ledger.lost,
             }
+            if backend.name == "ray":
+                totals["shards_replaced"] = getattr(vec_env, "replaced", 0)
             summary = summarize(
                 records,
                 [t.name for t in spec.tasks],

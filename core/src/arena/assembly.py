@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from arena.backends import BackendConfig, backend_stages, make_vector_env
 from arena.contract import EnvSpec
 from arena.env import EpisodeSpec, VectorEnv
 from arena.evaluator import plan_episodes
@@ -51,9 +52,13 @@ class RunAssembly:
         with using_plugins(self.plugins):
             yield self
 
-    def env(self, env_id: str, config: Any, num_envs: int) -> tuple[VectorEnv, Any]:
-        """The vector env of ``env_id`` with ``num_envs`` slots, and its config instance."""
-        return make_env(self.plugins, env_id, config, num_envs)
+    def env(
+        self, env_id: str, config: Any, num_envs: int, backend: BackendConfig | None = None
+    ) -> tuple[VectorEnv, Any]:
+        """The vector env of ``env_id`` with ``num_envs`` slots (on ``backend``), and its config instance."""
+        if backend is None or backend.name == "local":
+            return make_env(self.plugins, env_id, config, num_envs)
+        return make_vector_env(self.plugins, env_id, config, num_envs, backend)
 
     def spec(self, env_id: str, config: Any) -> EnvSpec:
         """Only the spec of ``env_id`` (a one-slot env is built and closed again)."""
@@ -89,8 +94,9 @@ class RunAssembly:
         return plan_episodes(spec.tasks, episodes, seed)
 
     @staticmethod
-    def stages(requested: int | None, description: PolicyDescription, num_envs: int) -> int:
-        """The pipeline stages: as requested, else the policy's suggestion capped by the slots."""
-        if requested is not None:
-            return requested
-        return max(1, min(int(description.stages or 1), num_envs))
+    def stages(
+        requested: int | None, description: PolicyDescription, num_envs: int, backend: BackendConfig | None = None
+    ) -> int:
+        """The pipeline stages: as requested, else the policy's suggestion capped by the slots
+        (on Ray: by the shards, a stage being a group of whole shards)."""
+        return backend_stages(requested, int(description.stages or 1), backend or BackendConfig(), num_envs)

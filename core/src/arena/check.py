@@ -31,20 +31,21 @@ def run_check(plugins: Plugins, args: argparse.Namespace, configs: dict[str, Any
 def _rows(assembly: RunAssembly, args: argparse.Namespace, configs: dict[str, Any]) -> tuple[Any, str, list[CheckRow]]:
     from arena.evaluator import check_stages
 
-    vec_env, _ = assembly.env(args.env, configs.get("env"), args.num_envs)
+    num_envs = args.num_envs or 1
+    vec_env, _ = assembly.env(args.env, configs.get("env"), num_envs)
     try:
         spec = vec_env.spec
-        policy, name, _ = assembly.policy(args.policy, configs.get("policy"), spec, args.num_envs)
+        policy, name, _ = assembly.policy(args.policy, configs.get("policy"), spec, num_envs)
         with policy:
             desc = policy.describe()
             rows = compare(spec, desc)
             try:
-                made = assembly.scheduler(args.scheduler, configs.get("scheduler"), args.num_envs, spec, desc)
+                made = assembly.scheduler(args.scheduler, configs.get("scheduler"), num_envs, spec, desc)
                 k = getattr(made.scheduler, "execution_horizon", None)
                 rows.append(CheckRow(f"scheduler {args.scheduler}", "-", f"executes {k}" if k else "ok", True))
-                stages = assembly.stages(getattr(args, "stages", None), desc, args.num_envs)
+                stages = assembly.stages(getattr(args, "stages", None), desc, num_envs)
                 try:
-                    check_stages(stages, args.num_envs, made.scheduler)
+                    check_stages(stages, num_envs, made.scheduler)
                     rows.append(CheckRow("pipeline stages", "-", str(stages), True))
                 except ArenaError as exc:
                     rows.append(CheckRow("pipeline stages", "-", str(exc), False))

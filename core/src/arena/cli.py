@@ -70,7 +70,12 @@ def _selection(parser: argparse.ArgumentParser, with_run: bool) -> None:
     parser.add_argument("--policy", required=True, help="policy family (see `arena plugins`)")
     parser.add_argument("--env", required=True, help="env id FAMILY/ID, e.g. debug/reach or metaworld/mt10")
     parser.add_argument("--scheduler", default="chunked", help="action scheduler (default: chunked)")
-    parser.add_argument("--num-envs", type=_int("num-envs", 1), default=1, help="parallel env slots (default: 1)")
+    parser.add_argument(
+        "--num-envs",
+        type=_int("num-envs", 1),
+        default=None,
+        help="parallel env slots (default: 1; with --backend ray: --workers x --envs-per-worker)",
+    )
     parser.add_argument(
         "--stages",
         type=_int("stages", 1),
@@ -90,6 +95,7 @@ def _selection(parser: argparse.ArgumentParser, with_run: bool) -> None:
         help="re-runs of an episode whose env worker died or hung, with the same seed, before it is "
         "recorded as an error (default: 2)",
     )
+    _backend_options(parser)
     parser.add_argument("--episodes", type=_int("episodes", 1), default=10, help="episodes per task (default: 10)")
     parser.add_argument(
         "--max-steps", type=_int("max-steps", 1), default=None, help="step limit per episode (default: the env's)"
@@ -118,6 +124,71 @@ def _selection(parser: argparse.ArgumentParser, with_run: bool) -> None:
         default=None,
         choices=["tensorboard", "wandb"],
         help="log per-episode metrics to TensorBoard (RUN_DIR/tensorboard) or Weights & Biases",
+    )
+
+
+def _seconds(name: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def _backend_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "backend", "where the env slots run: this host, or Ray env shards on one machine or a cluster (docs/ray.md)"
+    )
+    group.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this host (in process, or a worker process per slot); ray: --workers Ray actors of "
+        "--envs-per-worker slots each, the policy here (default: local; ray needs arena-core[ray])",
+    )
+    group.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="join the Ray cluster at ADDR (e.g. 10.0.0.1:6379 or auto); default: start a local Ray on "
+        "127.0.0.1 for the run and stop it at the end",
+    )
+    group.add_argument(
+        "--workers", type=_int("workers", 1), default=None, metavar="W", help="Ray env shards (default: --num-envs)"
+    )
+    group.add_argument(
+        "--envs-per-worker",
+        type=_int("envs-per-worker", 1),
+        default=None,
+        metavar="K",
+        help="env slots per shard, stepped in the shard's own process (default: 1)",
+    )
+    group.add_argument(
+        "--worker-resources",
+        default=None,
+        metavar="JSON",
+        help='Ray resources one shard asks for, merged over {"CPU": 1}: e.g. \'{"sim": 1}\' to pin shards to '
+        'nodes started with --resources \'{"sim": N}\', \'{"CPU": 1, "GPU": 0.5}\' for GPU-batched sims',
+    )
+    group.add_argument(
+        "--placement-timeout",
+        type=_seconds("placement-timeout"),
+        default=60.0,
+        metavar="S",
+        help="fail when a shard cannot be placed within S seconds (Ray would wait forever; default: 60)",
+    )
+    group.add_argument(
+        "--shard-timeout",
+        type=_seconds("shard-timeout"),
+        default=300.0,
+        metavar="S",
+        help="a shard that does not answer a call within S seconds is replaced and its episodes re-run (default: 300)",
     )
 
 
@@ -256,6 +327,7 @@ def _cmd_plugins(plugins: Plugins, args: argparse.Namespace) -> int:
 
 def _cmd_eval(plugins: Plugins, args: argparse.Namespace, configs: dict[str, Any]) -> int:
     from arena.api import evaluate
+    from arena.backends import BackendConfig
     from arena.progress import Progress
     from arena.table import summary_table
 
@@ -286,6 +358,15 @@ def _cmd_eval(plugins: Plugins, args: argparse.Namespace, configs: dict[str, Any
             tracker=args.tracker,
             stages=args.stages,
             episode_retries=args.episode_retries,
+            backend=BackendConfig(
+                args.backend,
+                args.ray_address,
+                args.workers,
+                args.envs_per_worker,
+                args.worker_resources,
+                placement_timeout_s=args.placement_timeout,
+                shard_timeout_s=args.shard_timeout,
+            ),
         )
     finally:
         progress.close()

@@ -191,6 +191,10 @@ class VectorEnv(abc.ABC):
         """Camera images rendered so far (all slots, all cameras), for benchmarks."""
         return 0
 
+    def shard_of(self, slot: int) -> str | None:
+        """Where ``slot`` runs when that is not this host (a Ray shard), for the episode record; else None."""
+        return None
+
     def close(self) -> None:
         """Stop workers and free simulators."""
 

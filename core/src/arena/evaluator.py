@@ -143,7 +143,7 @@ class Evaluator:
         self.frames = frames or FrameSink()
         self.n = n
         self.ledger = EpisodeLedger(
-            episodes, n, self._recorded, retries=episode_retries, wants_frames=self.frames.wants
+            episodes, n, self._recorded, retries=episode_retries, wants_frames=self.frames.wants, where=env.shard_of
         )
         self.groups = [
             _Group(ids, np.isin(np.arange(n), ids), whole=stages == 1) for ids in np.array_split(np.arange(n), stages)

@@ -52,6 +52,7 @@ class EpisodeLedger:
         on_record: Callable[[int, EpisodeSpec, EpisodeRecord, bool], None],
         retries: int = 2,
         wants_frames: Callable[[EpisodeSpec], bool] | None = None,
+        where: Callable[[int], str | None] | None = None,
     ) -> None:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
@@ -59,6 +60,7 @@ class EpisodeLedger:
         self.retries = retries
         self._on_record = on_record
         self._wants_frames = wants_frames
+        self._where = where
         self._queues: dict[str, deque[EpisodeSpec]] = {}
         for ep in episodes:
             self._queues.setdefault(ep.task, deque()).append(ep)
@@ -180,6 +182,7 @@ class EpisodeLedger:
                 "inferences": int(self.inferences[slot]),
             },
             env_slot=slot,
+            shard=self._where(slot) if self._where is not None else None,
         )
         if show_attempts or self.attempts.get(key, 1) > 1:
             record.timings["attempts"] = self.attempts.get(key, 1)

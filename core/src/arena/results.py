@@ -46,9 +46,14 @@ class EpisodeRecord:
     error: bool = False
     timings: dict[str, float] = attrs.field(factory=dict)
     env_slot: int = -1
+    #: where the episode ran when that is not this host (a Ray shard); None on one host
+    shard: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        out = attrs.asdict(self)
+        if out["shard"] is None:  # one-host records keep their original shape
+            del out["shard"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EpisodeRecord:
@@ -78,6 +83,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "error": (bool,),
     "timings": (dict,),
     "env_slot": (int,),
+    "shard": (str, type(None)),
 }
 _REQUIRED = ("task", "episode_index", "seed", "success", "length")
 

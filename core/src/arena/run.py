@@ -33,7 +33,7 @@ __all__ = [
 
 #: config keys that do not change which episodes run or their outcome (not compared on --resume,
 #: not stored in config.json; summary.json's config has them)
-NON_IDENTITY_KEYS = ("num_envs", "videos", "video_camera", "tracker", "stages", "episode_retries")
+NON_IDENTITY_KEYS = ("num_envs", "videos", "video_camera", "tracker", "stages", "episode_retries", "backend")
 
 
 def resolve_env(plugins: Plugins, env_id: str) -> tuple[Entry, str]:

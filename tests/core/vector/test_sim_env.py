@@ -3,6 +3,7 @@ chunk steps in one call, shared-memory observations, lost workers re-run with th
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from pathlib import Path
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 from arena_core_testlib import CameraGoalPolicy, Factory, GoalSeekingPolicy, evaluate_records, outcomes, plan_to_goal
 
-from arena.builtins.debug_env import DebugEnvConfig, DebugEnvFamily
+from arena.builtins.debug_env import DebugEnvConfig, DebugEnvFamily, build_spec
+from arena.builtins.debug_sim import PointSimulator
 from arena.env import EpisodeSpec
 from arena.vector import SimVectorEnv
 
@@ -183,3 +185,17 @@ def test_a_camera_policy_on_processes_renders_once_per_chunk(num_envs: int) -> N
     )
     assert factory.policy.stale == []
     assert summary.totals["renders"] <= sum(r.length for r in records) / 4 + len(records)
+
+
+def test_in_process_variable_keeps_every_slot_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray shard sets ARENA_SLOT_PROCESSES=0: its family must not start worker processes of its own."""
+    from arena.vector import IN_PROCESS_VAR, InProcessSlots, default_processes
+
+    assert default_processes(2) and not default_processes(1)
+    monkeypatch.setenv(IN_PROCESS_VAR, "0")
+    assert not default_processes(2)
+    env = SimVectorEnv(build_spec("reach", DebugEnvConfig()), functools.partial(PointSimulator, DebugEnvConfig()), 2)
+    try:
+        assert isinstance(env.runner, InProcessSlots)
+    finally:
+        env.close()

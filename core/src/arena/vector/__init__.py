@@ -11,7 +11,7 @@ from __future__ import annotations
 from arena.vector.buffers import SlotBuffers, SlotLayout
 from arena.vector.inprocess import InProcessSlots
 from arena.vector.process import ProcessSlots
-from arena.vector.sim_env import SimVectorEnv
+from arena.vector.sim_env import IN_PROCESS_VAR, SimVectorEnv, default_processes
 from arena.vector.simulator import Reply, Simulator, SimulatorFactory, execute
 from arena.vector.slots import SlotRunner
 
@@ -26,4 +26,6 @@ __all__ = [
     "InProcessSlots",
     "ProcessSlots",
     "SimVectorEnv",
+    "default_processes",
+    "IN_PROCESS_VAR",
 ]

@@ -9,6 +9,7 @@ trip, asynchronous steps, lost-worker reporting and render counting.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,10 +25,19 @@ from arena.vector.slots import SlotRunner, Ticket
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SimVectorEnv", "MAX_SHARED_CHUNK"]
+__all__ = ["SimVectorEnv", "MAX_SHARED_CHUNK", "IN_PROCESS_VAR", "default_processes"]
+
+#: set to ``0`` to keep every simulator in the process that builds the env (a Ray shard does:
+#: the shard IS the worker, and must not hide subprocesses of its own)
+IN_PROCESS_VAR = "ARENA_SLOT_PROCESSES"
 
 #: the longest action chunk that travels to a worker through shared memory (longer ones are pickled)
 MAX_SHARED_CHUNK = 64
+
+
+def default_processes(num_envs: int) -> bool:
+    """Whether a CPU simulator family steps ``num_envs`` slots in worker processes by default."""
+    return num_envs > 1 and os.environ.get(IN_PROCESS_VAR, "1") != "0"
 
 
 def _default_slices(spec: EnvSpec) -> dict[str, slice]:
@@ -49,7 +59,7 @@ class SimVectorEnv(VectorEnv):
     ``state_dim`` and ``group_slices`` say where each state group sits in a
     slot's flat float32 state row (default: the groups of ``spec``
     concatenated in order). ``processes``: one worker process per slot
-    (default: when ``num_envs > 1``); False keeps every simulator in this
+    (default: when ``num_envs > 1``, see :func:`default_processes`); False keeps every simulator in this
     process (a Ray shard steps its simulators itself). ``prebuilt``
     simulators (in process only) serve the first slots, e.g. the one a
     family built to read the spec from.
@@ -74,7 +84,7 @@ class SimVectorEnv(VectorEnv):
         self.num_envs = num_envs
         slices = dict(group_slices) if group_slices is not None else _default_slices(spec)
         dim = state_dim if state_dim is not None else max((s.stop for s in slices.values()), default=0)
-        use_processes = num_envs > 1 if processes is None else processes
+        use_processes = default_processes(num_envs) if processes is None else processes
         # worker processes read chunks of up to MAX_SHARED_CHUNK actions from shared memory
         layout = SlotLayout(num_envs, dim, spec.cameras, spec.action_dim, MAX_SHARED_CHUNK if use_processes else 0)
         self.runner: SlotRunner

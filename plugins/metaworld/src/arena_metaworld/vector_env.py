@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from arena.contract import ActionGroup, EnvSpec, Task
-from arena.vector import SimVectorEnv
+from arena.vector import SimVectorEnv, default_processes
 from arena_metaworld.config import METAWORLD_MAX_PATH_LENGTH, MetaWorldConfig
 from arena_metaworld.layout import GROUP_SLICES, OBS_DIM, STATE_GROUPS
 from arena_metaworld.sim import MetaWorldSim, make_env, sim_factory
@@ -61,7 +61,7 @@ class MetaWorldVectorEnv(SimVectorEnv):
     def __init__(self, env_id: str, config: MetaWorldConfig, num_envs: int, processes: bool | None = None) -> None:
         self.config = config
         tasks = tasks_of(env_id)
-        use_processes = num_envs > 1 if processes is None else processes
+        use_processes = default_processes(num_envs) if processes is None else processes
         prebuilt = []
         if use_processes:
             spec = build_spec(env_id, config)

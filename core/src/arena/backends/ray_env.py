@@ -1,0 +1,398 @@
+"""``RayVectorEnv``: the arena VectorEnv over W Ray env shards of K slots each.
+
+The coordinator (this process) holds the policy and runs the usual loop;
+this class is the only thing that knows slots live in actors. Global slot
+``s`` is local slot ``s % K`` of shard ``s // K``. A call on a slot subset
+becomes one actor call per shard touched (a whole chunk each), started at
+once and gathered later, so shards step in parallel and the loop overlaps
+them with policy queries (:meth:`step_async` / :meth:`ready` / :meth:`wait`).
+
+Faults: a shard that dies (SIGKILL, node removed, an exception escaping the
+actor) or does not answer within ``shard_timeout_s`` is killed and
+replaced by a fresh actor, and every episode it was running comes back as
+LOST (``StepResult.lost``): the loop re-runs it with its seed. Slots of a
+replaced shard are invalid until their next reset, so an episode whose
+slot was idle when its shard died is lost too, never continued on a fresh
+simulator. Ray's own restarts and task retries are off (``max_restarts=0``,
+``max_task_retries=0``): a retried step would run on a fresh actor whose
+env was never reset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from arena.backends.ray_shard import EnvShard, ShardReply
+from arena.contract import Observation
+from arena.env import EpisodeSpec, StepHandle, StepResult, VectorEnv
+from arena.errors import ArenaError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RayVectorEnv", "ShardPlacementError"]
+
+
+class ShardPlacementError(ArenaError):
+    """A shard's resources could not be had within the placement timeout."""
+
+
+@attrs.define
+class _Shard:
+    index: int
+    actor: Any
+    generation: int
+    where: str = ""
+    renders_before: int = 0  # renders of its replaced predecessors
+    renders: int = 0
+
+
+@attrs.define
+class _Part:
+    """The rows of one call that went to one shard."""
+
+    shard: int
+    generation: int
+    positions: np.ndarray  # positions within the call's env_ids
+    local: np.ndarray  # the shard's local slot ids
+    ref: Any = None  # the ObjectRef; None: not sent (the rows are lost)
+    done: bool = False
+    lost: str | None = None
+
+
+@attrs.define
+class _Call:
+    kind: str
+    parts: list[_Part]
+    deadline: float
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if line.strip():
+            return f"{type(exc).__name__}: {line.strip()}"
+    return type(exc).__name__
+
+
+def actor_options(resources: Mapping[str, float]) -> dict[str, Any]:
+    """Ray actor options for one shard from a resource request like ``{"CPU": 1, "sim": 1}``."""
+    res = dict(resources)
+    opts: dict[str, Any] = {
+        "num_cpus": float(res.pop("CPU", 0.0)),
+        "num_gpus": float(res.pop("GPU", 0.0)),
+        "max_restarts": 0,
+        "max_task_retries": 0,
+        "max_concurrency": 1,
+    }
+    if res:
+        opts["resources"] = {k: float(v) for k, v in res.items()}
+    return opts
+
+
+class RayVectorEnv(VectorEnv):
+    """``workers * envs_per_worker`` slots in ``workers`` Ray actors, each built by the env family."""
+
+    async_steps = True  # type: ignore[misc]
+
+    def __init__(
+        self,
+        ray: Any,
+        env_id: str,
+        env_config: Any,
+        workers: int,
+        envs_per_worker: int,
+        resources: Mapping[str, float],
+        placement_timeout_s: float = 60.0,
+        shard_timeout_s: float = 300.0,
+        runtime: Any = None,
+    ) -> None:
+        self._ray = ray
+        self._runtime = runtime  # a RayRuntime to leave on close (it may stop a local Ray)
+        self.env_id = env_id
+        self.env_config = env_config
+        self.workers = workers
+        self.per = envs_per_worker
+        self.num_envs = workers * envs_per_worker
+        self.resources = dict(resources)
+        self.placement_timeout_s = placement_timeout_s
+        self.shard_timeout_s = shard_timeout_s
+        self.replaced = 0
+        self._closed = False
+        self._remote = ray.remote(EnvShard)
+        self._options = actor_options(self.resources)
+        self.shards: list[_Shard] = []
+        try:
+            actors = [self._new_actor() for _ in range(workers)]
+            self._await_placement(actors)
+            built = [a.build.remote(env_id, env_config, envs_per_worker, self._options["num_cpus"]) for a in actors]
+            infos = self._get(built, self.shard_timeout_s, "building its env")
+            self.shards = [_Shard(i, a, 0, _where(i, info)) for i, (a, info) in enumerate(zip(actors, infos))]
+        except BaseException:
+            for a in actors if "actors" in locals() else []:
+                self._kill(a)
+            raise
+        self.spec = infos[0]["spec"]
+        n = self.num_envs
+        self._obs = Observation(
+            images={cam: np.zeros((n, h, w, 3), np.uint8) for cam, (h, w) in self.spec.cameras.items()},
+            state={g: np.zeros((n, len(el)), np.float32) for g, el in self.spec.state_groups.items()},
+            instruction=[""] * n,
+            env_ids=np.arange(n),
+        )
+        self.valid = np.zeros(n, bool)  # the slot's simulator holds the episode the loop thinks it runs
+        log.info("ray backend: %d shards of %d slots: %s", workers, envs_per_worker, [s.where for s in self.shards])
+
+    # -- actors ----------------------------------------------------------------------------------
+    def _new_actor(self) -> Any:
+        return self._remote.options(**self._options).remote()
+
+    def _kill(self, actor: Any) -> None:
+        try:
+            self._ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - it may be gone already
+            log.debug("killing a shard failed", exc_info=True)
+
+    def _get(self, refs: list[Any], timeout: float, doing: str) -> list[Any]:
+        try:
+            return self._ray.get(refs, timeout=timeout)
+        except self._ray.exceptions.GetTimeoutError:
+            raise ArenaError(f"ray backend: a shard took longer than {timeout:g} s {doing}") from None
+        except self._ray.exceptions.RayError as exc:
+            raise ArenaError(f"ray backend: a shard failed {doing}: {_first_line(exc)}") from None
+
+    def _await_placement(self, actors: list[Any]) -> None:
+        """Wait until every actor is placed; Ray would leave an unplaceable one pending forever."""
+        refs = [a.ping.remote() for a in actors]
+        ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=self.placement_timeout_s)
+        if len(ready) < len(refs):
+            try:
+                available = {k: v for k, v in self._ray.available_resources().items() if not k.startswith("node:")}
+            except Exception:  # noqa: BLE001 - only for the message
+                available = {}
+            raise ShardPlacementError(
+                f"ray backend: {len(refs) - len(ready)} of {len(refs)} shards could not be placed within "
+                f"{self.placement_timeout_s:g} s: each asks for resources {self.resources} "
+                f"(--worker-resources); the cluster has {available or 'nothing'} available"
+            )
+        self._get(ready, self.placement_timeout_s, "starting")
+
+    def _replace(self, index: int, generation: int, reason: str) -> None:
+        """Kill shard ``index`` (if still at ``generation``) and start a fresh one in its place."""
+        shard = self.shards[index]
+        if shard.generation != generation or self._closed:
+            return  # already replaced for another call of the same failure
+        log.warning("ray backend: %s lost (%s); replacing it", shard.where, reason)
+        self._kill(shard.actor)
+        lo = index * self.per
+        self.valid[lo : lo + self.per] = False
+        actor = self._new_actor()
+        self._await_placement([actor])
+        (info,) = self._get(
+            [actor.build.remote(self.env_id, self.env_config, self.per, self._options["num_cpus"])],
+            self.shard_timeout_s,
+            "building its env",
+        )
+        shard.renders_before += shard.renders
+        shard.renders = 0
+        shard.actor, shard.generation, shard.where = actor, generation + 1, _where(index, info, generation + 1)
+        self.replaced += 1
+
+    # -- calls -----------------------------------------------------------------------------------
+    def _split(self, env_ids: np.ndarray, check_valid: bool) -> list[_Part]:
+        parts: dict[int, list[int]] = {}
+        for pos, slot in enumerate(env_ids.tolist()):
+            parts.setdefault(slot // self.per, []).append(pos)
+        out = []
+        for index, positions in parts.items():
+            pos = np.asarray(positions, np.int64)
+            part = _Part(index, self.shards[index].generation, pos, env_ids[pos] % self.per)
+            if check_valid and not self.valid[env_ids[pos]].all():
+                part.lost = f"{self.shards[index].where} was replaced since this episode started"
+            out.append(part)
+        return out
+
+    def _send(self, kind: str, env_ids: np.ndarray, make: Any, check_valid: bool) -> StepHandle:
+        call = _Call(kind, self._split(env_ids, check_valid), time.monotonic() + self.shard_timeout_s)
+        for part in call.parts:
+            if part.lost is None:
+                try:
+                    part.ref = make(self.shards[part.shard].actor, part)
+                except Exception as exc:  # noqa: BLE001 - a dead actor may refuse the call itself
+                    part.lost = f"{self.shards[part.shard].where}: {_first_line(exc)}"
+            if part.ref is None:
+                part.done = True
+        return StepHandle(env_ids, state=call)
+
+    def _collect(self, handle: StepHandle) -> StepResult:
+        call: _Call = handle.state  # type: ignore[assignment]
+        ids = handle.env_ids
+        n = len(ids)
+        success = np.zeros(n, bool)
+        steps = np.zeros(n, np.int64)
+        errors: list[str | None] = [None] * n
+        lost = np.zeros(n, bool)
+        for part in call.parts:
+            reply: ShardReply | None = None
+            if part.lost is None:
+                try:
+                    reply = self._ray.get(part.ref, timeout=max(0.0, call.deadline - time.monotonic()))
+                except self._ray.exceptions.GetTimeoutError:
+                    part.lost = (
+                        f"{self.shards[part.shard].where} timed out: no answer within {self.shard_timeout_s:g} s"
+                    )
+                except self._ray.exceptions.RayError as exc:
+                    part.lost = f"{self.shards[part.shard].where} died: {_first_line(exc)}"
+                if part.lost is not None:
+                    self._replace(part.shard, part.generation, part.lost)
+            if reply is None:
+                lost[part.positions] = True
+                for p in part.positions.tolist():
+                    errors[p] = part.lost
+                continue
+            self._absorb(part, reply, ids)
+            success[part.positions] = reply.success
+            steps[part.positions] = 1 if reply.steps is None else reply.steps  # None: one action each
+            for p, e in zip(part.positions.tolist(), reply.error):
+                errors[p] = e
+            if reply.lost is not None:
+                lost[part.positions] |= reply.lost
+            if call.kind == "reset":
+                ok = np.array([e is None for e in reply.error], bool)
+                self.valid[ids[part.positions]] = ok
+        return StepResult(
+            ids, success, errors, self._obs, None if call.kind == "reset" else steps, lost if lost.any() else None
+        )
+
+    def _absorb(self, part: _Part, reply: ShardReply, ids: np.ndarray) -> None:
+        """Copy a reply's rows into the coordinator's observation."""
+        rows = ids[part.positions]
+        for group, values in reply.state.items():
+            self._obs.state[group][rows] = values
+        if len(reply.image_rows):
+            target = rows[reply.image_rows]
+            for cam, frames in reply.images.items():
+                self._obs.images[cam][target] = frames
+        if reply.instructions is not None:
+            for slot, text in zip(rows.tolist(), reply.instructions):
+                self._obs.instruction[slot] = text
+        self.shards[part.shard].renders = reply.renders
+
+    # -- VectorEnv -------------------------------------------------------------------------------
+    def reset(self, env_ids: Sequence[int], episodes: Sequence[EpisodeSpec], render: np.ndarray) -> StepResult:
+        return self.reset_wait(self.reset_async(env_ids, episodes, render))
+
+    def reset_async(self, env_ids: Sequence[int], episodes: Sequence[EpisodeSpec], render: np.ndarray) -> StepHandle:
+        ids = np.asarray(env_ids, np.int64)
+        eps, rnd = list(episodes), np.asarray(render, bool)
+
+        def make(actor: Any, part: _Part) -> Any:
+            return actor.reset.remote(
+                part.local.tolist(), [eps[p] for p in part.positions.tolist()], rnd[part.positions]
+            )
+
+        return self._send("reset", ids, make, check_valid=False)
+
+    def reset_wait(self, handle: StepHandle) -> StepResult:
+        return self._collect(handle)
+
+    def step(self, env_ids: Sequence[int], actions: np.ndarray, render: np.ndarray) -> StepResult:
+        acts = np.asarray(actions, np.float32)
+        res = self.step_chunk(env_ids, acts[:, None, :], np.ones(len(acts), np.int64), render)
+        res.steps = None
+        return res
+
+    def step_chunk(
+        self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray
+    ) -> StepResult:
+        return self.step_wait(self.step_async(env_ids, actions, counts, render))
+
+    def step_async(
+        self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray
+    ) -> StepHandle:
+        ids = np.asarray(env_ids, np.int64)
+        acts, cnt, rnd = np.asarray(actions, np.float32), np.asarray(counts, np.int64), np.asarray(render, bool)
+
+        def make(actor: Any, part: _Part) -> Any:
+            p = part.positions
+            m = int(cnt[p].max()) if len(p) else 0  # send only the actions the shard will execute
+            return actor.step.remote(part.local.tolist(), acts[p, :m], cnt[p], rnd[p])
+
+        return self._send("step", ids, make, check_valid=True)
+
+    def step_wait(self, handle: StepHandle) -> StepResult:
+        return self._collect(handle)
+
+    def _pending(self, handle: StepHandle) -> list[_Part]:
+        call: _Call = handle.state  # type: ignore[assignment]
+        return [p for p in call.parts if not p.done]
+
+    def ready(self, handle: StepHandle) -> bool:
+        call: _Call = handle.state  # type: ignore[assignment]
+        pending = self._pending(handle)
+        if not pending or time.monotonic() >= call.deadline:
+            return True
+        done, _ = self._ray.wait([p.ref for p in pending], num_returns=len(pending), timeout=0)
+        finished = set(done)
+        for p in pending:
+            if p.ref in finished:
+                p.done = True
+        return len(done) == len(pending)
+
+    def wait(self, handles: Sequence[StepHandle], timeout: float | None) -> None:
+        if any(self.ready(h) for h in handles):
+            return
+        refs = [p.ref for h in handles for p in self._pending(h)]
+        if not refs:
+            return
+        deadline = min(h.state.deadline for h in handles)  # type: ignore[attr-defined]
+        left = max(0.0, deadline - time.monotonic())
+        self._ray.wait(refs, num_returns=1, timeout=left if timeout is None else min(timeout, left))
+
+    def observe(self, env_ids: Sequence[int], render: np.ndarray) -> Observation:
+        ids = np.asarray(env_ids, np.int64)
+        rnd = np.asarray(render, bool)
+        rows = ids[rnd]
+        if len(rows):
+            handle = self._send("observe", rows, lambda actor, part: actor.observe.remote(part.local.tolist(), np.ones(len(part.local), bool)), check_valid=True)  # fmt: skip
+            self._collect(handle)  # a lost shard leaves its slots invalid: their next step is lost
+        return self._obs
+
+    def render_count(self) -> int:
+        return sum(s.renders_before + s.renders for s in self.shards)
+
+    def shard_of(self, slot: int) -> str | None:
+        return self.shards[slot // self.per].where
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        refs = []
+        for shard in self.shards:
+            try:
+                refs.append(shard.actor.close.remote())
+            except Exception:  # noqa: BLE001 - a dead actor has nothing to close
+                pass
+        try:
+            self._ray.wait(refs, num_returns=len(refs), timeout=10.0)
+        except Exception:  # noqa: BLE001
+            pass
+        for shard in self.shards:
+            self._kill(shard.actor)
+        if self._runtime is not None:
+            self._runtime.__exit__(None, None, None)
+
+    def __getstate__(self) -> Any:
+        raise TypeError("a RayVectorEnv holds Ray actors; build it where the run is coordinated")
+
+
+def _where(index: int, info: Mapping[str, Any], generation: int = 0) -> str:
+    gen = f" (replacement {generation})" if generation else ""
+    node = str(info.get("node_id") or "")[:12]
+    return f"ray shard {index}{gen} on {info.get('host', '?')} node {node or '?'} pid {info.get('pid', '?')}"
