@@ -28,7 +28,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from arena.backends.ray_shard import EnvShard, ShardReply
+from arena.backends.ray_codec import ShardReply, pack_call, unpack_reply
+from arena.backends.ray_shard import EnvShard
 from arena.contract import Observation
 from arena.env import EpisodeSpec, StepHandle, StepResult, VectorEnv
 from arena.errors import ArenaError
@@ -60,8 +61,8 @@ class _Part:
     generation: int
     positions: np.ndarray  # positions within the call's env_ids
     local: np.ndarray  # the shard's local slot ids
-    ref: Any = None  # the ObjectRef; None: not sent (the rows are lost)
-    done: bool = False
+    ref: Any = None  # the ObjectRef of the reply's bytes; None: not sent (the rows are lost)
+    done: bool = False  # the reply is in (seen by ray.wait)
     lost: str | None = None
 
 
@@ -145,6 +146,7 @@ class RayVectorEnv(VectorEnv):
             instruction=[""] * n,
             env_ids=np.arange(n),
         )
+        self._dims = {g: len(el) for g, el in self.spec.state_groups.items()}
         self.valid = np.zeros(n, bool)  # the slot's simulator holds the episode the loop thinks it runs
         log.info("ray backend: %d shards of %d slots: %s", workers, envs_per_worker, [s.where for s in self.shards])
 
@@ -217,16 +219,17 @@ class RayVectorEnv(VectorEnv):
             out.append(part)
         return out
 
-    def _send(self, kind: str, env_ids: np.ndarray, make: Any, check_valid: bool) -> StepHandle:
+    def _send(self, kind: str, env_ids: np.ndarray, pack: Any, check_valid: bool) -> StepHandle:
+        """Start one call per shard touched; ``pack(part)`` gives the part's message."""
         call = _Call(kind, self._split(env_ids, check_valid), time.monotonic() + self.shard_timeout_s)
         for part in call.parts:
             if part.lost is None:
+                shard = self.shards[part.shard]
                 try:
-                    part.ref = make(self.shards[part.shard].actor, part)
-                except Exception as exc:  # noqa: BLE001 - a dead actor may refuse the call itself
-                    part.lost = f"{self.shards[part.shard].where}: {_first_line(exc)}"
-            if part.ref is None:
-                part.done = True
+                    part.ref = shard.actor.call.remote(pack(part))
+                except self._ray.exceptions.RayError as exc:  # a dead actor may refuse the call itself
+                    part.lost = f"{shard.where}: {_first_line(exc)}"
+                    self._replace(part.shard, part.generation, part.lost)
         return StepHandle(env_ids, state=call)
 
     def _collect(self, handle: StepHandle) -> StepResult:
@@ -237,19 +240,8 @@ class RayVectorEnv(VectorEnv):
         steps = np.zeros(n, np.int64)
         errors: list[str | None] = [None] * n
         lost = np.zeros(n, bool)
-        for part in call.parts:
-            reply: ShardReply | None = None
-            if part.lost is None:
-                try:
-                    reply = self._ray.get(part.ref, timeout=max(0.0, call.deadline - time.monotonic()))
-                except self._ray.exceptions.GetTimeoutError:
-                    part.lost = (
-                        f"{self.shards[part.shard].where} timed out: no answer within {self.shard_timeout_s:g} s"
-                    )
-                except self._ray.exceptions.RayError as exc:
-                    part.lost = f"{self.shards[part.shard].where} died: {_first_line(exc)}"
-                if part.lost is not None:
-                    self._replace(part.shard, part.generation, part.lost)
+        replies = self._fetch(call)
+        for part, reply in zip(call.parts, replies):
             if reply is None:
                 lost[part.positions] = True
                 for p in part.positions.tolist():
@@ -268,6 +260,24 @@ class RayVectorEnv(VectorEnv):
         return StepResult(
             ids, success, errors, self._obs, None if call.kind == "reset" else steps, lost if lost.any() else None
         )
+
+    def _fetch(self, call: _Call) -> list[ShardReply | None]:
+        """The replies of a call's parts; None for lost parts (their shard is replaced)."""
+        out: list[ShardReply | None] = []
+        for part in call.parts:
+            if part.lost is None and part.ref is not None:
+                try:
+                    raw = self._ray.get(part.ref, timeout=max(0.0, call.deadline - time.monotonic()))
+                    out.append(unpack_reply(raw, self._dims, self.spec.cameras))
+                    continue
+                except self._ray.exceptions.GetTimeoutError:
+                    where = self.shards[part.shard].where
+                    part.lost = f"{where} timed out: no answer within {self.shard_timeout_s:g} s"
+                except self._ray.exceptions.RayError as exc:
+                    part.lost = f"{self.shards[part.shard].where} died: {_first_line(exc)}"
+                self._replace(part.shard, part.generation, part.lost)
+            out.append(None)
+        return out
 
     def _absorb(self, part: _Part, reply: ShardReply, ids: np.ndarray) -> None:
         """Copy a reply's rows into the coordinator's observation."""
@@ -291,12 +301,11 @@ class RayVectorEnv(VectorEnv):
         ids = np.asarray(env_ids, np.int64)
         eps, rnd = list(episodes), np.asarray(render, bool)
 
-        def make(actor: Any, part: _Part) -> Any:
-            return actor.reset.remote(
-                part.local.tolist(), [eps[p] for p in part.positions.tolist()], rnd[part.positions]
-            )
+        def pack(part: _Part) -> bytes:
+            episodes = [eps[p] for p in part.positions.tolist()]
+            return pack_call("reset", part.local.tolist(), rnd[part.positions], episodes=episodes)
 
-        return self._send("reset", ids, make, check_valid=False)
+        return self._send("reset", ids, pack, check_valid=False)
 
     def reset_wait(self, handle: StepHandle) -> StepResult:
         return self._collect(handle)
@@ -318,48 +327,55 @@ class RayVectorEnv(VectorEnv):
         ids = np.asarray(env_ids, np.int64)
         acts, cnt, rnd = np.asarray(actions, np.float32), np.asarray(counts, np.int64), np.asarray(render, bool)
 
-        def make(actor: Any, part: _Part) -> Any:
+        def pack(part: _Part) -> bytes:
             p = part.positions
             m = int(cnt[p].max()) if len(p) else 0  # send only the actions the shard will execute
-            return actor.step.remote(part.local.tolist(), acts[p, :m], cnt[p], rnd[p])
+            return pack_call("step", part.local.tolist(), rnd[p], acts[p, :m], cnt[p])
 
-        return self._send("step", ids, make, check_valid=True)
+        return self._send("step", ids, pack, check_valid=True)
 
     def step_wait(self, handle: StepHandle) -> StepResult:
         return self._collect(handle)
 
-    def _pending(self, handle: StepHandle) -> list[_Part]:
+    @staticmethod
+    def _pending(handle: StepHandle) -> list[_Part]:
         call: _Call = handle.state  # type: ignore[assignment]
-        return [p for p in call.parts if not p.done]
+        return [p for p in call.parts if p.ref is not None and not p.done]
 
-    def ready(self, handle: StepHandle) -> bool:
-        call: _Call = handle.state  # type: ignore[assignment]
-        pending = self._pending(handle)
-        if not pending or time.monotonic() >= call.deadline:
-            return True
-        done, _ = self._ray.wait([p.ref for p in pending], num_returns=len(pending), timeout=0)
+    def _poll(self, parts: list[_Part], timeout: float) -> None:
+        """Mark the parts whose reply is in (one ``ray.wait``, blocking up to ``timeout`` for the first)."""
+        done, _ = self._ray.wait([p.ref for p in parts], num_returns=1, timeout=timeout)
+        if done and len(parts) > 1:  # ray.wait returns at most num_returns: look at the others too
+            done, _ = self._ray.wait([p.ref for p in parts], num_returns=len(parts), timeout=0)
         finished = set(done)
-        for p in pending:
+        for p in parts:
             if p.ref in finished:
                 p.done = True
-        return len(done) == len(pending)
+
+    def ready(self, handle: StepHandle) -> bool:
+        pending = self._pending(handle)
+        if not pending or time.monotonic() >= handle.state.deadline:  # type: ignore[attr-defined]
+            return True
+        self._poll(pending, 0)
+        return not self._pending(handle)
 
     def wait(self, handles: Sequence[StepHandle], timeout: float | None) -> None:
-        if any(self.ready(h) for h in handles):
+        pending = [p for h in handles for p in self._pending(h)]
+        if not pending or any(not self._pending(h) for h in handles):
             return
-        refs = [p.ref for h in handles for p in self._pending(h)]
-        if not refs:
-            return
-        deadline = min(h.state.deadline for h in handles)  # type: ignore[attr-defined]
-        left = max(0.0, deadline - time.monotonic())
-        self._ray.wait(refs, num_returns=1, timeout=left if timeout is None else min(timeout, left))
+        left = max(0.0, min(h.state.deadline for h in handles) - time.monotonic())  # type: ignore[attr-defined]
+        self._poll(pending, left if timeout is None else min(timeout, left))
 
     def observe(self, env_ids: Sequence[int], render: np.ndarray) -> Observation:
         ids = np.asarray(env_ids, np.int64)
         rnd = np.asarray(render, bool)
         rows = ids[rnd]
         if len(rows):
-            handle = self._send("observe", rows, lambda actor, part: actor.observe.remote(part.local.tolist(), np.ones(len(part.local), bool)), check_valid=True)  # fmt: skip
+
+            def pack(part: _Part) -> bytes:
+                return pack_call("observe", part.local.tolist(), np.ones(len(part.local), bool))
+
+            handle = self._send("observe", rows, pack, check_valid=True)
             self._collect(handle)  # a lost shard leaves its slots invalid: their next step is lost
         return self._obs
 

@@ -3,10 +3,10 @@
 The shard is the worker: its simulators are stepped in the actor's own
 process (``ARENA_SLOT_PROCESSES=0``, so a CPU family does not start worker
 processes of its own inside it). One call runs a whole action chunk on the
-shard's slots and returns a :class:`ShardReply` holding only the stepped
-rows' state, and images only for the rows whose frames will be read: a
-Ray call costs about 1 ms and a 300 KB reply several, so never one call
-per slot per step.
+shard's slots and returns only the stepped rows' state, and images only
+for the rows whose frames will be read (:mod:`arena.backends.ray_codec`):
+a Ray call costs about 1 ms and a 300 KB reply several, so never one
+call per slot per step.
 
 This module imports nothing from Ray: :mod:`arena.backends.ray_env` wraps
 :class:`EnvShard` with ``ray.remote`` in the coordinator.
@@ -17,35 +17,14 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Sequence
 from typing import Any
 
-import attrs
 import numpy as np
 
-from arena.env import EpisodeSpec, StepResult
+from arena.backends.ray_codec import pack_reply, unpack_call
+from arena.env import StepResult
 
-__all__ = ["EnvShard", "ShardReply"]
-
-
-@attrs.define
-class ShardReply:
-    """What one shard call returns, aligned with the local slot ids it was given.
-
-    ``images[camera]`` holds the rows listed in ``image_rows`` (positions in
-    the call), rendered after the call; ``instructions`` is set by resets.
-    ``renders``: the shard's render count so far.
-    """
-
-    success: np.ndarray
-    error: list[str | None]
-    steps: np.ndarray | None
-    lost: np.ndarray | None
-    state: dict[str, np.ndarray]
-    image_rows: np.ndarray
-    images: dict[str, np.ndarray]
-    instructions: list[str] | None
-    renders: int
+__all__ = ["EnvShard"]
 
 
 class EnvShard:
@@ -86,36 +65,20 @@ class EnvShard:
                 pass
         return {"spec": self.env.spec, "host": socket.gethostname(), "pid": os.getpid(), "node_id": node}
 
-    def reset(self, ids: Sequence[int], episodes: Sequence[EpisodeSpec], render: np.ndarray) -> ShardReply:
-        res = self.env.reset(ids, episodes, render)
-        return self._reply(res, ids, render, instructions=True)
-
-    def step(self, ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray) -> ShardReply:
-        res = self.env.step_chunk(ids, actions, counts, render)
-        return self._reply(res, ids, render)
-
-    def observe(self, ids: Sequence[int], render: np.ndarray) -> ShardReply:
-        obs = self.env.observe(ids, render)
-        n = len(ids)
-        res = StepResult(np.asarray(ids, np.int64), np.zeros(n, bool), [None] * n, obs)
-        return self._reply(res, ids, render)
-
-    def _reply(self, res: StepResult, ids: Sequence[int], render: np.ndarray, instructions: bool = False) -> ShardReply:
-        idx = np.asarray(ids, np.int64)
-        obs = res.observation
-        ended = np.asarray(res.success, bool) | np.array([e is not None for e in res.error], bool)
-        rows = np.flatnonzero(np.asarray(render, bool) & ~ended)
-        return ShardReply(
-            success=np.asarray(res.success, bool),
-            error=list(res.error),
-            steps=None if res.steps is None else np.asarray(res.steps, np.int64),
-            lost=None if res.lost is None else np.asarray(res.lost, bool),
-            state={k: np.asarray(v)[idx] for k, v in obs.state.items()},
-            image_rows=rows,
-            images={k: np.asarray(v)[idx[rows]] for k, v in obs.images.items()} if len(rows) else {},
-            instructions=[obs.instruction[i] for i in idx.tolist()] if instructions else None,
-            renders=self.env.render_count(),
-        )
+    def call(self, message: bytes) -> bytes:
+        """Run one packed call (:mod:`arena.backends.ray_codec`) on this shard's slots."""
+        c = unpack_call(message)
+        ids, render = c["ids"], c["render"]
+        if c["kind"] == "reset":
+            res = self.env.reset(ids, c["episodes"], render)
+        elif c["kind"] == "step":
+            res = self.env.step_chunk(ids, c["actions"], c["counts"], render)
+        elif c["kind"] == "observe":
+            obs = self.env.observe(ids, render)
+            res = StepResult(np.asarray(ids, np.int64), np.zeros(len(ids), bool), [None] * len(ids), obs)
+        else:
+            raise ValueError(f"unknown shard call {c['kind']!r}")
+        return pack_reply(res, ids, render, c["kind"] == "reset", self.env.render_count())
 
     def close(self) -> None:
         if self.env is not None:
