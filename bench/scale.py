@@ -15,7 +15,7 @@ shard call per chunk measured alone (``shard_call_ms``: a Ray chunk call on a tr
 the same call in process). Episodes are compared one by one across all configurations. Each
 configuration runs in a fresh process; the best of ``--rounds`` counts.
 
-Usage: python bench/scale.py [--episodes 2] [--horizon 8] [--rounds 2]
+Usage: python bench/scale.py [--episodes 5] [--horizon 8] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -130,10 +130,10 @@ def measure(*args: Any) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--episodes", type=int, default=2, help="episodes per MT10 task (default 2)")
+    ap.add_argument("--episodes", type=int, default=5, help="episodes per MT10 task (default 5)")
     ap.add_argument("--horizon", type=int, default=8, help="actions per chunk (default 8)")
     ap.add_argument("--max-steps", type=int, default=150)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--calls", type=int, default=500, help="chunk calls for shard_call_ms (default 500)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()

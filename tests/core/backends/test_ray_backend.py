@@ -259,3 +259,33 @@ def test_bad_backend_options_are_one_line_errors() -> None:
     for kwargs, expected in cases:
         with pytest.raises(ArenaError, match=re.escape(expected)):
             arena.evaluate("random", "debug/reach", episodes=1, write=False, **kwargs)
+
+
+def test_a_shard_drops_messages_without_its_token(local_ray: Any) -> None:
+    """The link listens on the node's address: a stranger's call is dropped before decoding, and the
+    stranger never receives the coordinator's replies."""
+    import zmq
+
+    from arena.backends.ray_codec import pack_call
+    from arena.backends.ray_env import RayVectorEnv
+    from arena.builtins.debug_env import DebugEnvConfig
+    from arena.env import EpisodeSpec
+
+    env = RayVectorEnv(local_ray, "debug/reach", DebugEnvConfig(), 1, 1, {"CPU": 1.0})
+    ctx = zmq.Context()
+    rogue = ctx.socket(zmq.DEALER)
+    rogue.setsockopt(zmq.LINGER, 0)
+    try:
+        rogue.connect(env.shards[0].link.endpoint)
+        call = pack_call("reset", [0], np.zeros(1, bool), episodes=[EpisodeSpec("reach", 0, 1)])
+        rogue.send_multipart([b"x" * 32, (1).to_bytes(8, "little"), call])
+        rogue.send_multipart([b"garbage"])
+        assert not rogue.poll(500)  # no reply to a wrong token or a malformed message
+        res = env.reset([0], [EpisodeSpec("reach", 0, 1)], np.zeros(1, bool))
+        assert res.error == [None]
+        res = env.step([0], np.zeros((1, 2), np.float32), np.zeros(1, bool))
+        assert res.error == [None] and not rogue.poll(200)  # the replies went to the coordinator only
+    finally:
+        rogue.close(0)
+        ctx.term()
+        env.close()

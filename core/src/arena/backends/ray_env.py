@@ -3,12 +3,15 @@
 The coordinator (this process) holds the policy and runs the usual loop;
 this class is the only thing that knows slots live in actors. Global slot
 ``s`` is local slot ``s % K`` of shard ``s // K``. A call on a slot subset
-becomes one actor call per shard touched (a whole chunk each), started at
-once and gathered later, so shards step in parallel and the loop overlaps
-them with policy queries (:meth:`step_async` / :meth:`ready` / :meth:`wait`).
+becomes one message per shard touched (a whole chunk each) over the
+shard's ZeroMQ link (:mod:`arena.backends.ray_link`), started at once and
+gathered later, so shards step in parallel and the loop overlaps them
+with policy queries (:meth:`step_async` / :meth:`ready` / :meth:`wait`).
+Ray places, starts, watches and kills the shards.
 
 Faults: a shard that dies (SIGKILL, node removed, an exception escaping the
-actor) or does not answer within ``shard_timeout_s`` is killed and
+env: Ray reports the death through the shard's pending ``watch`` call) or
+does not answer within ``shard_timeout_s`` is killed and
 replaced by a fresh actor, and every episode it was running comes back as
 LOST (``StepResult.lost``): the loop re-runs it with its seed. Slots of a
 replaced shard are invalid until their next reset, so an episode whose
@@ -21,14 +24,17 @@ env was never reset.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
+import zmq
 
 from arena.backends.ray_codec import ShardReply, pack_call, unpack_reply
+from arena.backends.ray_link import ShardLink
 from arena.backends.ray_shard import EnvShard
 from arena.contract import Observation
 from arena.env import EpisodeSpec, StepHandle, StepResult, VectorEnv
@@ -43,12 +49,19 @@ class ShardPlacementError(ArenaError):
     """A shard's resources could not be had within the placement timeout."""
 
 
+#: how often a wait for replies looks at whether a shard died (Ray reports deaths in 0.05-0.15 s)
+_DEATH_CHECK_S = 0.05
+
+
 @attrs.define
 class _Shard:
     index: int
     actor: Any
     generation: int
+    link: ShardLink
+    watch: Any  # the pending ``watch`` call: it fails when the actor dies
     where: str = ""
+    dead: str | None = None  # why, once its death is known
     renders_before: int = 0  # renders of its replaced predecessors
     renders: int = 0
 
@@ -61,8 +74,7 @@ class _Part:
     generation: int
     positions: np.ndarray  # positions within the call's env_ids
     local: np.ndarray  # the shard's local slot ids
-    ref: Any = None  # the ObjectRef of the reply's bytes; None: not sent (the rows are lost)
-    done: bool = False  # the reply is in (seen by ray.wait)
+    seq: int = 0  # the call's number on the shard's link; 0: not sent (the rows are lost)
     lost: str | None = None
 
 
@@ -89,7 +101,8 @@ def actor_options(resources: Mapping[str, float]) -> dict[str, Any]:
         "num_gpus": float(res.pop("GPU", 0.0)),
         "max_restarts": 0,
         "max_task_retries": 0,
-        "max_concurrency": 1,
+        # watch() waits while start/stop/ping run; the env itself lives on the shard's link thread
+        "max_concurrency": 4,
     }
     if res:
         opts["resources"] = {k: float(v) for k, v in res.items()}
@@ -127,18 +140,24 @@ class RayVectorEnv(VectorEnv):
         self._closed = False
         self._remote = ray.remote(EnvShard)
         self._options = actor_options(self.resources)
+        self._ctx = zmq.Context()
         self.shards: list[_Shard] = []
+        actors: list[Any] = []
         try:
             actors = [self._new_actor() for _ in range(workers)]
             self._await_placement(actors)
-            built = [a.build.remote(env_id, env_config, envs_per_worker, self._options["num_cpus"]) for a in actors]
-            infos = self._get(built, self.shard_timeout_s, "building its env")
-            self.shards = [_Shard(i, a, 0, _where(i, info)) for i, (a, info) in enumerate(zip(actors, infos))]
+            tokens = [secrets.token_bytes(32) for _ in actors]
+            infos = self._get(
+                [self._start(a, t) for a, t in zip(actors, tokens)], self.shard_timeout_s, "building its env"
+            )
+            self.spec = infos[0]["spec"]
+            self._max_reply = _max_reply_bytes(self.spec, envs_per_worker)
+            self.shards = [self._shard(i, a, t, info) for i, (a, t, info) in enumerate(zip(actors, tokens, infos))]
         except BaseException:
-            for a in actors if "actors" in locals() else []:
+            for a in actors:
                 self._kill(a)
+            self._ctx.term()
             raise
-        self.spec = infos[0]["spec"]
         n = self.num_envs
         self._obs = Observation(
             images={cam: np.zeros((n, h, w, 3), np.uint8) for cam, (h, w) in self.spec.cameras.items()},
@@ -151,6 +170,13 @@ class RayVectorEnv(VectorEnv):
         log.info("ray backend: %d shards of %d slots: %s", workers, envs_per_worker, [s.where for s in self.shards])
 
     # -- actors ----------------------------------------------------------------------------------
+    def _start(self, actor: Any, token: bytes) -> Any:
+        return actor.start.remote(self.env_id, self.env_config, self.per, self._options["num_cpus"], token)
+
+    def _shard(self, index: int, actor: Any, token: bytes, info: Mapping[str, Any], generation: int = 0) -> _Shard:
+        link = ShardLink(self._ctx, info["endpoint"], token, self._max_reply)
+        return _Shard(index, actor, generation, link, actor.watch.remote(), _where(index, info, generation))
+
     def _new_actor(self) -> Any:
         return self._remote.options(**self._options).remote()
 
@@ -190,19 +216,17 @@ class RayVectorEnv(VectorEnv):
         if shard.generation != generation or self._closed:
             return  # already replaced for another call of the same failure
         log.warning("ray backend: %s lost (%s); replacing it", shard.where, reason)
+        shard.link.close()
         self._kill(shard.actor)
         lo = index * self.per
         self.valid[lo : lo + self.per] = False
         actor = self._new_actor()
         self._await_placement([actor])
-        (info,) = self._get(
-            [actor.build.remote(self.env_id, self.env_config, self.per, self._options["num_cpus"])],
-            self.shard_timeout_s,
-            "building its env",
-        )
-        shard.renders_before += shard.renders
-        shard.renders = 0
-        shard.actor, shard.generation, shard.where = actor, generation + 1, _where(index, info, generation + 1)
+        token = secrets.token_bytes(32)
+        (info,) = self._get([self._start(actor, token)], self.shard_timeout_s, "building its env")
+        fresh = self._shard(index, actor, token, info, generation + 1)
+        fresh.renders_before = shard.renders_before + shard.renders
+        self.shards[index] = fresh
         self.replaced += 1
 
     # -- calls -----------------------------------------------------------------------------------
@@ -224,12 +248,7 @@ class RayVectorEnv(VectorEnv):
         call = _Call(kind, self._split(env_ids, check_valid), time.monotonic() + self.shard_timeout_s)
         for part in call.parts:
             if part.lost is None:
-                shard = self.shards[part.shard]
-                try:
-                    part.ref = shard.actor.call.remote(pack(part))
-                except self._ray.exceptions.RayError as exc:  # a dead actor may refuse the call itself
-                    part.lost = f"{shard.where}: {_first_line(exc)}"
-                    self._replace(part.shard, part.generation, part.lost)
+                part.seq = self.shards[part.shard].link.send(pack(part))
         return StepHandle(env_ids, state=call)
 
     def _collect(self, handle: StepHandle) -> StepResult:
@@ -265,19 +284,59 @@ class RayVectorEnv(VectorEnv):
         """The replies of a call's parts; None for lost parts (their shard is replaced)."""
         out: list[ShardReply | None] = []
         for part in call.parts:
-            if part.lost is None and part.ref is not None:
-                try:
-                    raw = self._ray.get(part.ref, timeout=max(0.0, call.deadline - time.monotonic()))
-                    out.append(unpack_reply(raw, self._dims, self.spec.cameras))
-                    continue
-                except self._ray.exceptions.GetTimeoutError:
-                    where = self.shards[part.shard].where
-                    part.lost = f"{where} timed out: no answer within {self.shard_timeout_s:g} s"
-                except self._ray.exceptions.RayError as exc:
-                    part.lost = f"{self.shards[part.shard].where} died: {_first_line(exc)}"
+            if part.lost is None:
+                shard = self.shards[part.shard]
+                while part.generation == shard.generation and not shard.link.has(part.seq) and shard.dead is None:
+                    left = call.deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._wait_links([shard], min(left, _DEATH_CHECK_S))
+                if part.generation != shard.generation:
+                    part.lost = f"{shard.where} was replaced while this call ran"
+                elif shard.link.has(part.seq):
+                    status, payload = shard.link.take(part.seq)
+                    if status == b"ok":
+                        out.append(unpack_reply(payload, self._dims, self.spec.cameras))
+                        continue
+                    part.lost = f"{shard.where} failed: {payload.decode(errors='replace')[:500]}"
+                elif shard.dead is not None:
+                    part.lost = f"{shard.where} died: {shard.dead}"
+                else:
+                    part.lost = f"{shard.where} timed out: no answer within {self.shard_timeout_s:g} s"
                 self._replace(part.shard, part.generation, part.lost)
             out.append(None)
         return out
+
+    def _wait_links(self, shards: Sequence[_Shard], timeout: float) -> None:
+        """Block until a reply arrives on one of ``shards`` or ``timeout`` passed; notes deaths."""
+        poller = zmq.Poller()
+        for shard in shards:
+            poller.register(shard.link.sock, zmq.POLLIN)
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if poller.poll(max(0, int(1000 * min(left, _DEATH_CHECK_S)))):
+                return
+            if self._check_deaths(shards) or left <= _DEATH_CHECK_S:
+                return
+
+    def _check_deaths(self, shards: Sequence[_Shard]) -> bool:
+        """Mark shards whose actor died (their ``watch`` call ended); True if one did."""
+        live = [s for s in shards if s.dead is None]
+        if not live:
+            return True
+        done, _ = self._ray.wait([s.watch for s in live], num_returns=len(live), timeout=0)
+        if not done:
+            return False
+        ended = set(done)
+        for shard in live:
+            if shard.watch in ended:
+                try:
+                    self._ray.get(shard.watch)
+                    shard.dead = "it stopped"
+                except self._ray.exceptions.RayError as exc:
+                    shard.dead = _first_line(exc)
+        return True
 
     def _absorb(self, part: _Part, reply: ShardReply, ids: np.ndarray) -> None:
         """Copy a reply's rows into the coordinator's observation."""
@@ -337,34 +396,28 @@ class RayVectorEnv(VectorEnv):
     def step_wait(self, handle: StepHandle) -> StepResult:
         return self._collect(handle)
 
-    @staticmethod
-    def _pending(handle: StepHandle) -> list[_Part]:
+    def _pending(self, handle: StepHandle) -> list[_Part]:
+        """Parts of ``handle`` still waiting for their reply (not lost, shard alive and unchanged)."""
         call: _Call = handle.state  # type: ignore[assignment]
-        return [p for p in call.parts if p.ref is not None and not p.done]
-
-    def _poll(self, parts: list[_Part], timeout: float) -> None:
-        """Mark the parts whose reply is in (one ``ray.wait``, blocking up to ``timeout`` for the first)."""
-        done, _ = self._ray.wait([p.ref for p in parts], num_returns=1, timeout=timeout)
-        if done and len(parts) > 1:  # ray.wait returns at most num_returns: look at the others too
-            done, _ = self._ray.wait([p.ref for p in parts], num_returns=len(parts), timeout=0)
-        finished = set(done)
-        for p in parts:
-            if p.ref in finished:
-                p.done = True
+        out = []
+        for p in call.parts:
+            if p.lost is not None:
+                continue
+            shard = self.shards[p.shard]
+            if shard.generation == p.generation and shard.dead is None and not shard.link.has(p.seq):
+                out.append(p)
+        return out
 
     def ready(self, handle: StepHandle) -> bool:
-        pending = self._pending(handle)
-        if not pending or time.monotonic() >= handle.state.deadline:  # type: ignore[attr-defined]
-            return True
-        self._poll(pending, 0)
-        return not self._pending(handle)
+        return not self._pending(handle) or time.monotonic() >= handle.state.deadline  # type: ignore[attr-defined]
 
     def wait(self, handles: Sequence[StepHandle], timeout: float | None) -> None:
-        pending = [p for h in handles for p in self._pending(h)]
-        if not pending or any(not self._pending(h) for h in handles):
-            return
+        pending = [self._pending(h) for h in handles]
+        if not all(pending):
+            return  # one is complete already
+        shards = list({p.shard: self.shards[p.shard] for parts in pending for p in parts}.values())
         left = max(0.0, min(h.state.deadline for h in handles) - time.monotonic())  # type: ignore[attr-defined]
-        self._poll(pending, left if timeout is None else min(timeout, left))
+        self._wait_links(shards, left if timeout is None else min(timeout, left))
 
     def observe(self, env_ids: Sequence[int], render: np.ndarray) -> Observation:
         ids = np.asarray(env_ids, np.int64)
@@ -389,23 +442,32 @@ class RayVectorEnv(VectorEnv):
         if self._closed:
             return
         self._closed = True
-        refs = []
+        stops = []
         for shard in self.shards:
             try:
-                refs.append(shard.actor.close.remote())
-            except Exception:  # noqa: BLE001 - a dead actor has nothing to close
+                stops.append(shard.actor.stop.remote())
+            except Exception:  # noqa: BLE001 - a dead actor has nothing to stop
                 pass
         try:
-            self._ray.wait(refs, num_returns=len(refs), timeout=10.0)
+            self._ray.wait(stops, num_returns=len(stops), timeout=30.0)
         except Exception:  # noqa: BLE001
             pass
         for shard in self.shards:
+            shard.link.close()
             self._kill(shard.actor)
+        self._ctx.term()
         if self._runtime is not None:
             self._runtime.__exit__(None, None, None)
 
     def __getstate__(self) -> Any:
         raise TypeError("a RayVectorEnv holds Ray actors; build it where the run is coordinated")
+
+
+def _max_reply_bytes(spec: Any, per: int) -> int:
+    """The largest reply a shard of ``per`` slots can send (all images and state), with room to spare."""
+    images = sum(h * w * 3 for h, w in spec.cameras.values())
+    state = sum(len(el) for el in spec.state_groups.values()) * 4
+    return per * (images + state) + 16 * 1024 * 1024
 
 
 def _where(index: int, info: Mapping[str, Any], generation: int = 0) -> str:
