@@ -246,3 +246,27 @@ def test_mt10_with_two_stages_gives_the_episodes_of_one_stage(tmp_path):
                    on_episode=lambda r, d, t: local.append(r))  # fmt: skip
     assert runs[1] == runs[2] == sorted((r.task, r.episode_index, r.success, r.length) for r in local)
     assert len(runs[1]) == 10 and any(ok for _, _, ok, _ in runs[1])
+
+
+def test_mt10_on_ray_shards_gives_the_one_host_episodes(tmp_path, monkeypatch):
+    """`arena eval --policy gr00t --backend ray --workers 2 --stages 2`: the coordinator holds the
+    GR00T client and sends one batched query per stage; the shards step Meta-World on a local Ray."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # never depend on a token in ~/.ray
+    sp = spawn_serve("--policy", "expert", "--env", "metaworld/mt10")
+    try:
+        wait_ready(sp)
+        out = tmp_path / "ray"
+        argv = ["eval", "--policy", "gr00t", "--env", "metaworld/mt10", "--port", str(sp.port), "--episodes", "1"]
+        argv += ["--max-steps", "60", "--backend", "ray", "--workers", "2", "--stages", "2"]
+        assert arena_main([*argv, "--output", str(out), "--no-progress"]) == 0
+        lines = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    finally:
+        sp.kill()
+    local: list = []
+    arena.evaluate("expert", "metaworld/mt10", episodes=1, max_steps=60, write=False,
+                   on_episode=lambda r, d, t: local.append(r))  # fmt: skip
+    got = sorted((d["task"], d["episode_index"], d["success"], d["length"]) for d in lines)
+    assert got == sorted((r.task, r.episode_index, r.success, r.length) for r in local)
+    assert {d["shard"].split(" on ")[0] for d in lines} == {"ray shard 0", "ray shard 1"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["backend"]["workers"] == 2 and summary["config"]["stages"] == 2
