@@ -105,7 +105,7 @@ class SleepyExpertHold(SleepyGoal):
 
 
 def serve(protocol: str, env: str, port: int, config: dict[str, Any]) -> None:
-    from arena.serving import ServedPolicy
+    from arena.remote.serving import ServedPolicy
 
     cls = SleepyExpertHold if env.startswith("metaworld/") else SleepyGoal
     served = ServedPolicy(cls, env, config, max_batch=16)

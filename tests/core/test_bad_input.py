@@ -82,7 +82,7 @@ def test_a_record_with_a_missing_field_is_not_a_record() -> None:
 
 @pytest.mark.parametrize("value", [0, -1])
 def test_served_batch_limits_that_mean_nothing_are_refused(value: int, capsys) -> None:  # noqa: ANN001
-    from arena.serving import serve_main
+    from arena.remote.serving import serve_main
 
     with pytest.raises(SystemExit) as exc:
         serve_main("arena-x serve", "test", ["--policy", "zero", "--env", "debug/reach", "--max-batch", str(value)],

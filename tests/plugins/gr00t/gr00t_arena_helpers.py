@@ -20,7 +20,7 @@ import numpy as np
 
 from arena.contract import ActionChunk, Observation
 from arena.policy import Policy, PolicyDescription
-from arena.serving import ServedPolicy
+from arena.remote.serving import ServedPolicy
 from arena_gr00t import Gr00tServer
 from arena_gr00t.serve import ServedGr00tHandler
 

@@ -110,7 +110,7 @@ def test_forced_form_and_disabled_probe(spec):
 
 
 def test_one_batched_get_action_per_infer(spec):
-    from arena.serving import ServedPolicy
+    from arena.remote.serving import ServedPolicy
 
     served = ServedPolicy(GoalPolicy, "debug/reach", max_batch=8)
     handler = Delegate(ServedGr00tHandler(served))
@@ -212,7 +212,7 @@ def test_missing_mapping_file_is_a_problem(spec, tmp_path):
 
 
 def test_token_is_sent_and_redacted_in_results(tmp_path, monkeypatch, spec):
-    from arena.serving import ServedPolicy
+    from arena.remote.serving import ServedPolicy
 
     served = ServedPolicy(GoalPolicy, "debug/reach", max_batch=4)
     with Gr00tServer(ServedGr00tHandler(served), port=0, api_token="tok-123", poll_interval_s=0.02) as server:
@@ -242,7 +242,7 @@ def test_token_is_sent_and_redacted_in_results(tmp_path, monkeypatch, spec):
 
 
 def test_replicas_share_one_batch_and_must_agree(spec):
-    from arena.serving import ServedPolicy
+    from arena.remote.serving import ServedPolicy
 
     served = ServedPolicy(GoalPolicy, "debug/reach", max_batch=8)
     a, b = Delegate(ServedGr00tHandler(served)), Delegate(ServedGr00tHandler(served))

@@ -15,7 +15,7 @@ from arena.contract import ActionGroup, EnvSpec, Observation, Task
 from arena.errors import ContractError, PolicyError
 from arena.images import resize_with_pad, rotate180
 from arena.plugins import load_plugins
-from arena.serving import ServedPolicy
+from arena.remote.serving import ServedPolicy
 from arena_openpi import decode, encode
 from arena_openpi.layout import ServedLayout, build_layout
 from arena_openpi.mapping import (

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from arena.serving import command_main
+from arena.remote.serving import command_main
 
 __all__ = ["main"]
 

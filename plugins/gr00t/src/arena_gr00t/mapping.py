@@ -37,8 +37,8 @@ from typing import Any
 
 import attrs
 
-from arena import mapfile
-from arena.mapfile import MappingError, MappingFile
+from arena.remote import mapfile
+from arena.remote.mapfile import MappingError, MappingFile
 
 __all__ = [
     "MappingError",
@@ -146,5 +146,5 @@ def packaged_mapping(embodiment: str) -> Any:
 
 
 def load_mapping(obj: Any, name: str) -> Gr00tMapping:
-    """A registered translator object -> Gr00tMapping (see :meth:`arena.mapfile.MappingFile.load`)."""
+    """A registered translator object -> Gr00tMapping (see :meth:`arena.remote.mapfile.MappingFile.load`)."""
     return Gr00tMapping.load(obj, name)

@@ -1,7 +1,7 @@
 """Reference server: any arena policy family behind the GR00T protocol.
 
 ``arena-gr00t serve --policy expert --env metaworld/reach-v3 --port 5555`` builds the family
-for the env's spec (:class:`arena.serving.ServedPolicy`) and answers GR00T requests with
+for the env's spec (:class:`arena.remote.serving.ServedPolicy`) and answers GR00T requests with
 :class:`Gr00tServer`. The modality config is derived from the env spec by name:
 
 - video keys: the cameras the served policy reads (``--video-keys policy``, the default:
@@ -28,7 +28,7 @@ import numpy as np
 
 from arena.contract import EnvSpec, Observation
 from arena.errors import ContractError
-from arena.serving import ServedPolicy, serve_main
+from arena.remote.serving import ServedPolicy, serve_main
 from arena.validators import PORT_RANGE, int_arg
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig
 from arena_gr00t.errors import Gr00tError

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
-from arena.serving import command_main
+from arena.remote.serving import command_main, mapping_command
 
 __all__ = ["main"]
 
@@ -25,23 +24,7 @@ commands:
 def _mapping_command(argv: Sequence[str]) -> int:
     from arena_openpi.mapping import EMBODIMENT_MAPPINGS, PACKAGED_MAPPINGS, packaged_mapping
 
-    parser = argparse.ArgumentParser(prog="arena-openpi mapping", description="Print a packaged openpi mapping file.")
-    parser.add_argument(
-        "name", nargs="?", choices=sorted(PACKAGED_MAPPINGS), help="omitted: list the packaged mappings"
-    )
-    args = parser.parse_args(list(argv))
-    if args.name is None:
-        auto = {m: e for e, m in EMBODIMENT_MAPPINGS.items()}
-        for name in PACKAGED_MAPPINGS:
-            note = (
-                f"auto-selected for embodiment {auto[name]!r} (openpi:{auto[name]})"
-                if name in auto
-                else "--mapping " + name
-            )
-            print(f"{name}\t{note}")
-        return 0
-    print(packaged_mapping(args.name).read_text(encoding="utf-8"), end="")
-    return 0
+    return mapping_command("openpi", PACKAGED_MAPPINGS, EMBODIMENT_MAPPINGS, packaged_mapping, argv)
 
 
 def _serve_command(argv: Sequence[str]) -> int:

@@ -1,7 +1,7 @@
 """Reference server: any arena policy family behind the openpi protocol.
 
 ``arena-openpi serve --policy expert --env metaworld/reach-v3 --port 8000`` builds the
-family for the env's spec (:class:`arena.serving.ServedPolicy`) and answers openpi requests
+family for the env's spec (:class:`arena.remote.serving.ServedPolicy`) and answers openpi requests
 with :class:`~arena_openpi.server.OpenpiServer` (metadata frame, ``/healthz``, traceback
 TEXT frame + close 1011 on error, 127.0.0.1 by default, optional API key, size limit).
 The observation keys are derived from the env spec (:mod:`arena_openpi.layout`) and stated in
@@ -25,7 +25,7 @@ import numpy as np
 
 from arena.contract import Observation
 from arena.errors import ContractError
-from arena.serving import ServedPolicy, serve_main
+from arena.remote.serving import ServedPolicy, serve_main
 from arena.validators import PORT_RANGE, int_arg
 from arena_openpi.client import DEFAULT_PORT
 from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES

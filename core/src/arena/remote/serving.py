@@ -30,7 +30,7 @@ from arena.validators import int_arg
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ServedPolicy", "command_main", "serve_main"]
+__all__ = ["ServedPolicy", "command_main", "mapping_command", "serve_main"]
 
 
 class ServedPolicy:
@@ -134,3 +134,30 @@ def command_main(
         return commands[command](rest)
     print(f"{prog}: error: unknown command {command!r}\n\n{usage}", file=sys.stderr, end="")
     return 2
+
+
+def mapping_command(
+    protocol: str,
+    packaged: Mapping[str, str],
+    embodiments: Mapping[str, str],
+    resource: Callable[[str], Any],
+    argv: Sequence[str],
+) -> int:
+    """``arena-PROTOCOL mapping [NAME]``: list the packaged mappings, or print one (a start for --mapping)."""
+    parser = argparse.ArgumentParser(
+        prog=f"arena-{protocol} mapping", description=f"Print a packaged {protocol} mapping file."
+    )
+    parser.add_argument("name", nargs="?", choices=sorted(packaged), help="omitted: list the packaged mappings")
+    args = parser.parse_args(list(argv))
+    if args.name is None:
+        auto = {m: e for e, m in embodiments.items()}
+        for name in packaged:
+            note = (
+                f"auto-selected for embodiment {auto[name]!r} ({protocol}:{auto[name]})"
+                if name in auto
+                else "--mapping " + name
+            )
+            print(f"{name}\t{note}")
+        return 0
+    print(resource(args.name).read_text(encoding="utf-8"), end="")
+    return 0

@@ -1,0 +1,278 @@
+"""Canonical Observation rows <-> native observation maps and action columns, per a key mapping.
+
+A :class:`KeyTranslator` binds a :class:`~arena.remote.keymap.KeyMapping` to an env spec.
+Everything that does not fit (a camera or group the env lacks, a size that disagrees, an
+action group left unfed) becomes a problem naming the key, the expected and the received
+shape, so ``arena check`` shows it before any episode runs. The image pipeline (rotate
+180 degrees, aspect-preserving resize with zero padding) is applied per image key. A family
+subclasses it for its reply format (openpi: a result map; OpenVLA: a bare array).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from arena.arrays import take_rows, to_numpy
+from arena.contract import EnvSpec, Observation
+from arena.errors import PolicyError
+from arena.images import resize_with_pad, rotate180
+from arena.remote.keymap import ImageEntry, KeyMapping, StateEntry
+
+__all__ = ["KeyTranslator", "KeySpec", "shape_text", "action_text"]
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+@attrs.frozen
+class KeySpec:
+    """What the translator sends under one key: kind, shape and the env names feeding it."""
+
+    key: str
+    kind: str
+    shape: tuple[int, ...]
+    source: str
+
+
+class KeyTranslator:
+    """Encode observation rows and map action columns for one mapping on one env spec.
+
+    ``label`` (``openpi``, ``openvla``) starts the messages of errors raised while running.
+    """
+
+    label = "remote"
+
+    def __init__(self, mapping: KeyMapping, spec: EnvSpec) -> None:
+        self.mapping = mapping
+        self.spec = spec
+        self.problems: list[str] = []
+        self.not_read: list[str] = []  # mapped keys the server said it does not read
+        self.images: list[ImageEntry] = []
+        self.state: list[StateEntry] = []
+        self.keys: dict[str, KeySpec] = {}
+        where = f"mapping {mapping.name or mapping.source}"
+        for entry in mapping.images.values():
+            if entry.camera not in spec.cameras:
+                self.problems.append(
+                    f"{entry.key}: {where} reads env camera {entry.camera!r}, which env {spec.name} lacks "
+                    f"(env cameras: {', '.join(spec.cameras) or 'none'})"
+                )
+                continue
+            h, w = entry.size or spec.cameras[entry.camera]
+            self.images.append(entry)
+            self.keys[entry.key] = KeySpec(entry.key, "image", (h, w, 3), f"camera {entry.camera}")
+        for entry in mapping.state.values():
+            missing = [g for g in entry.groups if g not in spec.state_groups]
+            if missing:
+                self.problems.append(
+                    f"{entry.key}: {where} reads env state group(s) {missing}, which env {spec.name} lacks "
+                    f"(env groups: {_groups_text(spec, spec.state_groups)})"
+                )
+                continue
+            size = sum(spec.state_size(g) for g in entry.groups)
+            if entry.size is not None and entry.size != size:
+                self.problems.append(
+                    f"{entry.key}: {where} expects shape {shape_text((entry.size,))}, env groups "
+                    f"{_groups_text(spec, entry.groups)} give {shape_text((size,))}"
+                )
+                continue
+            self.state.append(entry)
+            self.keys[entry.key] = KeySpec(entry.key, "state", (size,), _groups_short(spec, entry.groups))
+        self.prompt_key = mapping.prompt_key
+        if self.prompt_key:
+            self.keys[self.prompt_key] = KeySpec(self.prompt_key, "prompt", (), "instruction")
+        self.action_key = mapping.actions_key
+        self.action_groups = mapping.action_groups or tuple(g.name for g in spec.action_groups)
+        self.action_width, self.action_columns = self._action_columns()
+
+    def _action_columns(self) -> tuple[int, np.ndarray]:
+        """(reply width, reply column of each env action column)."""
+        env_groups = [g.name for g in self.spec.action_groups]
+        unknown = [g for g in self.action_groups if g not in env_groups]
+        missing = [g for g in env_groups if g not in self.action_groups]
+        if unknown or missing:
+            detail = []
+            if unknown:
+                detail.append(f"names group(s) {unknown} the env lacks")
+            if missing:
+                detail.append(f"leaves env group(s) {missing} unfed")
+            self.problems.append(
+                f"{self.mapping.actions_key}: mapping's [actions] groups {list(self.action_groups)} "
+                f"{' and '.join(detail)} (env action groups: {action_text(self.spec)})"
+            )
+            return self.spec.action_dim, np.arange(self.spec.action_dim)
+        columns = np.empty(self.spec.action_dim, np.int64)
+        offset = 0
+        for name in self.action_groups:
+            sl = self.spec.action_slice(name)
+            columns[sl] = np.arange(offset, offset + sl.stop - sl.start)
+            offset += sl.stop - sl.start
+        return offset, columns
+
+    @property
+    def cameras(self) -> dict[str, tuple[int, int] | None]:
+        """Env cameras read; None because any size is resized with padding to the model's."""
+        return {e.camera: None for e in self.images}
+
+    @property
+    def state_sizes(self) -> dict[str, int | None]:
+        return {g: self.spec.state_size(g) for e in self.state for g in e.groups}
+
+    @property
+    def uses_instruction(self) -> bool:
+        return self.prompt_key is not None
+
+    def info(self) -> dict[str, str]:
+        out = {
+            f"key {k}": f"{v.kind} {shape_text(v.shape)} <- {v.source}" if v.kind != "prompt" else f"str <- {v.source}"
+            for k, v in self.keys.items()
+        }
+        for e in self.images:
+            steps = [s for s in ("rotate 180" if e.rotate180 else "", "resize with pad" if e.size else "") if s]
+            if steps:
+                out[f"key {e.key}"] += f" ({', '.join(steps)})"
+        for k in self.not_read:
+            out[f"key {k}"] = "not sent: the server does not read it"
+        out[f"reply {self.action_key}"] = f"columns -> env action groups {list(self.action_groups)}"
+        return out
+
+    # ------------------------------------------------------------------ requests
+
+    def encode(self, observation: Observation, rows: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
+        """One openpi observation map per row in ``rows``."""
+        idx = np.asarray(rows, dtype=np.int64)
+        columns: dict[str, Any] = {}
+        for e in self.images:
+            if e.camera not in observation.images:
+                raise PolicyError(f"{self.label}: observation has no image from camera {e.camera!r} (for key {e.key})")
+            imgs = to_numpy(take_rows(observation.images[e.camera], idx), np.uint8)
+            if e.rotate180:
+                imgs = rotate180(imgs)
+            if e.size is not None:
+                imgs = resize_with_pad(imgs, *e.size)
+            columns[e.key] = imgs
+        for e in self.state:
+            parts = [to_numpy(take_rows(observation.state[g], idx), np.float32) for g in e.groups]
+            columns[e.key] = np.concatenate(parts, axis=1) if len(parts) > 1 else np.ascontiguousarray(parts[0])
+        out = []
+        for i, r in enumerate(idx):
+            obs: dict[str, Any] = {k: v[i] for k, v in columns.items()}
+            if self.prompt_key is not None:
+                obs[self.prompt_key] = str(observation.instruction[r])
+            out.append(obs)
+        return out
+
+    def probe_observation(self) -> dict[str, Any]:
+        """A zero observation of exactly the mapped keys and shapes (the first task's prompt)."""
+        obs: dict[str, Any] = {}
+        for k, v in self.keys.items():
+            if v.kind == "image":
+                obs[k] = np.zeros(v.shape, np.uint8)
+            elif v.kind == "state":
+                obs[k] = np.zeros(v.shape, np.float32)
+            else:
+                obs[k] = self.spec.tasks[0].instruction
+        return obs
+
+    def check_actions(self, value: Any, what: str, ndim: int = 2) -> np.ndarray:
+        """``value`` as a numeric array of ``ndim`` dims whose last is the reply width; PolicyError otherwise."""
+        if not isinstance(value, np.ndarray) or value.ndim != ndim or value.dtype.kind not in "fiu":
+            got = f"{value.dtype} {shape_text(value.shape)}" if isinstance(value, np.ndarray) else type(value).__name__
+            want = "(H, A)" if ndim == 2 else "(A,)"
+            raise PolicyError(f"{self.label}: {what}: expected a numeric {want} array, received {got}")
+        if value.shape[-1] != self.action_width:
+            want = f"(H, {self.action_width})" if ndim == 2 else f"({self.action_width},)"
+            raise PolicyError(
+                f"{self.label}: {what}: expected shape {want} for action groups "
+                f"{action_text(self.spec, self.action_groups)}, received {shape_text(value.shape)}"
+            )
+        return value
+
+    def to_env(self, actions: np.ndarray) -> np.ndarray:
+        """Reply columns (..., width) -> the env's action order (..., A), float32."""
+        return np.asarray(actions, np.float32)[..., self.action_columns]
+
+    # ------------------------------------------------------------------ the server's side
+
+    def to_reply(self, actions: np.ndarray) -> np.ndarray:
+        """The env's action order (..., A) -> reply columns (..., width): what a served policy answers."""
+        acts = np.asarray(actions, np.float32)
+        out = np.zeros((*acts.shape[:-1], self.action_width), np.float32)
+        out[..., self.action_columns] = acts
+        return out
+
+    def decode_observation(
+        self, native: Mapping[str, Any], reads_cameras: Sequence[str] = (), reads_state: Sequence[str] = ()
+    ) -> Observation:
+        """One native observation map -> a one-row canonical Observation (a reference server's side).
+
+        Images are turned back (the client's 180-degree rotation undone) and resized with
+        padding to the env camera's size; state keys are split into their groups. A camera
+        or state group the served policy reads (``reads_*``) that the map does not carry is
+        a PolicyError naming the key, never a silent zero; others are zeros.
+        """
+        spec = self.spec
+        images = {cam: np.zeros((1, h, w, 3), np.uint8) for cam, (h, w) in spec.cameras.items()}
+        for e in self.images:
+            value = native.get(e.key)
+            if value is None:
+                if e.camera in reads_cameras:
+                    raise PolicyError(f"{self.label}: the request has no {e.key!r} (camera {e.camera})")
+                continue
+            if not isinstance(value, np.ndarray) or value.dtype != np.uint8 or value.ndim != 3 or value.shape[2] != 3:
+                got = (
+                    f"{value.dtype} {shape_text(value.shape)}"
+                    if isinstance(value, np.ndarray)
+                    else type(value).__name__
+                )
+                raise PolicyError(f"{self.label}: {e.key}: expected a uint8 (H, W, 3) image, received {got}")
+            frames = rotate180(value[None]) if e.rotate180 else value[None]
+            images[e.camera] = resize_with_pad(frames, *spec.cameras[e.camera])
+        state = {g: np.zeros((1, spec.state_size(g)), np.float32) for g in spec.state_groups}
+        given: set[str] = set()
+        for e in self.state:
+            if e.key not in native:
+                continue
+            vec = np.asarray(native[e.key], np.float32).reshape(-1)
+            width = sum(spec.state_size(g) for g in e.groups)
+            if vec.shape != (width,):
+                raise PolicyError(
+                    f"{self.label}: {e.key}: expected shape {shape_text((width,))} for groups "
+                    f"{_groups_text(spec, e.groups)}, received {shape_text(vec.shape)}"
+                )
+            pos = 0
+            for g in e.groups:
+                state[g][0] = vec[pos : pos + spec.state_size(g)]
+                pos += spec.state_size(g)
+                given.add(g)
+        missing = sorted(set(reads_state) - given)
+        if missing:
+            raise PolicyError(f"{self.label}: the served policy reads state group(s) {missing}; the request has none")
+        instruction = native.get(self.prompt_key, "") if self.prompt_key else ""
+        if not isinstance(instruction, str):
+            raise PolicyError(
+                f"{self.label}: {self.prompt_key}: expected a string, received {type(instruction).__name__}"
+            )
+        return Observation(images=images, state=state, instruction=[instruction], env_ids=np.zeros(1))
+
+
+def _groups_text(spec: EnvSpec, groups: Sequence[str] | Mapping[str, Any]) -> str:
+    return "+".join(f"{g}({spec.state_size(g)})" for g in groups) or "none"
+
+
+def _groups_short(spec: EnvSpec, groups: Sequence[str]) -> str:
+    if len(groups) <= 4:
+        return "groups " + _groups_text(spec, groups)
+    first, last = groups[0], groups[-1]
+    return f"{len(groups)} groups {first}({spec.state_size(first)})+...+{last}({spec.state_size(last)})"
+
+
+def action_text(spec: EnvSpec, names: Sequence[str] | None = None) -> str:
+    """``arm(6)+gripper(1)`` for messages."""
+    sizes = {g.name: g.size for g in spec.action_groups}
+    return "+".join(f"{n}({sizes.get(n, '?')})" for n in (names or sizes)) or "none"

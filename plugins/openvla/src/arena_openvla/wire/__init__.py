@@ -1,0 +1,1 @@
+"""OpenVLA's wire format: json-numpy bodies over HTTP (no arena types; see ``codec``)."""

@@ -1,0 +1,121 @@
+"""The bytes of OpenVLA's ``POST /act``: json-numpy bodies, the double-encoded form, the ``"error"`` reply.
+
+Facts (openvla/openvla ``vla-scripts/deploy.py``): the body is a JSON object
+``{"image": HxWx3 uint8, "instruction": str, "unnorm_key": str (optional)}`` whose arrays
+use json-numpy's encoding ``{"__numpy__": base64, "dtype": "|u1", "shape": [H, W, 3]}``;
+``{"encoded": "<that object as a JSON string>"}`` is the form for clients without
+json-numpy, and its reply is a JSON string holding the json-numpy encoding. The reply is the
+action, a float array (7,) for LIBERO/Bridge checkpoints. A server-side failure is answered
+with HTTP 200 and the JSON string ``"error"``. Extra keys (``proprio``) are ignored by the
+stock server; arena's reference server reads them.
+
+Decoding is bounded: the caller caps the body's size before calling here, nesting deeper
+than :data:`MAX_DEPTH` is refused, and only numeric or boolean arrays are accepted (no
+object or structured dtypes). Imports nothing from arena but its dependency-free error
+module.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import json_numpy
+import numpy as np
+
+from arena.remote.errors import RemoteCodecError
+
+__all__ = ["ERROR_REPLY", "MAX_DEPTH", "encode_body", "decode_body", "encode_reply", "decode_reply", "is_error"]
+
+#: what a stock server answers (HTTP 200) when the model raised
+ERROR_REPLY = "error"
+#: JSON nesting a body may have (a stock body has depth 3)
+MAX_DEPTH = 8
+
+
+def encode_body(body: dict[str, Any], double_encoded: bool = False) -> bytes:
+    """The request body; ``double_encoded``: ``{"encoded": json string}`` as clients without json-numpy send."""
+    text = json_numpy.dumps(body)
+    if double_encoded:
+        text = json.dumps({"encoded": text})
+    return text.encode()
+
+
+def _depth(text: str) -> int:
+    """Bracket nesting of a JSON text, outside strings (refused before json parses it)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _numeric(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
+        raise RemoteCodecError(f"array of dtype {value.dtype} refused (only bool, int, uint and float arrays)")
+    return value
+
+
+def _loads(text: str) -> Any:
+    if _depth(text) > MAX_DEPTH:
+        raise RemoteCodecError(f"JSON nested deeper than {MAX_DEPTH} levels refused")
+    try:
+        return json.loads(text, object_hook=lambda d: _numeric(json_numpy.object_hook(d)))
+    except RemoteCodecError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:  # bad JSON, base64, dtype or shape
+        raise RemoteCodecError(f"not a json-numpy body: {type(exc).__name__}: {exc}") from None
+
+
+def decode_body(data: bytes) -> tuple[dict[str, Any], bool]:
+    """A request body -> (the object, whether it came double-encoded)."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise RemoteCodecError("body is not UTF-8 text") from None
+    obj = _loads(text)
+    double = isinstance(obj, dict) and set(obj) == {"encoded"}
+    if double:
+        if not isinstance(obj["encoded"], str):
+            raise RemoteCodecError('"encoded" must hold the JSON text of the body')
+        obj = _loads(obj["encoded"])
+    if not isinstance(obj, dict):
+        raise RemoteCodecError(f"body must be a JSON object, got {type(obj).__name__}")
+    return obj, double
+
+
+def encode_reply(action: np.ndarray, double_encoded: bool = False) -> bytes:
+    """The reply to an accepted request (the json-numpy array, or that text as a JSON string)."""
+    text = json_numpy.dumps(np.asarray(action))
+    return (json.dumps(text) if double_encoded else text).encode()
+
+
+def is_error(data: bytes) -> bool:
+    """Whether a 200 reply is the stock server's failure marker ``"error"``."""
+    return data.strip() == b'"error"'
+
+
+def decode_reply(data: bytes, double_encoded: bool = False) -> np.ndarray:
+    """A 200 reply -> the action array (callers check :func:`is_error` first)."""
+    try:
+        obj = _loads(data.decode())
+        if double_encoded and isinstance(obj, str):
+            obj = _loads(obj)
+    except UnicodeDecodeError:
+        raise RemoteCodecError("reply is not UTF-8 text") from None
+    if not isinstance(obj, np.ndarray):
+        raise RemoteCodecError(f"reply must be a json-numpy array, got {type(obj).__name__}")
+    return obj
