@@ -231,7 +231,8 @@ class KeyTranslator:
                     else type(value).__name__
                 )
                 raise PolicyError(f"{self.label}: {e.key}: expected a uint8 (H, W, 3) image, received {got}")
-            frames = rotate180(value[None]) if e.rotate180 else value[None]
+            frames = np.array(value[None])  # decoded arrays are read-only views of the body
+            frames = rotate180(frames) if e.rotate180 else frames
             images[e.camera] = resize_with_pad(frames, *spec.cameras[e.camera])
         state = {g: np.zeros((1, spec.state_size(g)), np.float32) for g in spec.state_groups}
         given: set[str] = set()

@@ -9,9 +9,9 @@ action, a float array (7,) for LIBERO/Bridge checkpoints. A server-side failure 
 with HTTP 200 and the JSON string ``"error"``. Extra keys (``proprio``) are ignored by the
 stock server; arena's reference server reads them.
 
-Decoding is bounded: the caller caps the body's size before calling here, nesting deeper
-than :data:`MAX_DEPTH` is refused, and only numeric or boolean arrays are accepted (no
-object or structured dtypes). Imports nothing from arena but its dependency-free error
+Decoding is bounded: the caller caps the body's size before calling here (what json and
+base64 allocate is proportional to it), nesting too deep for json's parser is refused,
+and only numeric or boolean arrays are accepted (no object or structured dtypes). Imports nothing from arena but its dependency-free error
 module.
 """
 
@@ -25,12 +25,10 @@ import numpy as np
 
 from arena.remote.errors import RemoteCodecError
 
-__all__ = ["ERROR_REPLY", "MAX_DEPTH", "encode_body", "decode_body", "encode_reply", "decode_reply", "is_error"]
+__all__ = ["ERROR_REPLY", "encode_body", "decode_body", "encode_reply", "decode_reply", "is_error"]
 
 #: what a stock server answers (HTTP 200) when the model raised
 ERROR_REPLY = "error"
-#: JSON nesting a body may have (a stock body has depth 3)
-MAX_DEPTH = 8
 
 
 def encode_body(body: dict[str, Any], double_encoded: bool = False) -> bytes:
@@ -41,28 +39,6 @@ def encode_body(body: dict[str, Any], double_encoded: bool = False) -> bytes:
     return text.encode()
 
 
-def _depth(text: str) -> int:
-    """Bracket nesting of a JSON text, outside strings (refused before json parses it)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
-
-
 def _numeric(value: Any) -> Any:
     if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
         raise RemoteCodecError(f"array of dtype {value.dtype} refused (only bool, int, uint and float arrays)")
@@ -70,12 +46,12 @@ def _numeric(value: Any) -> Any:
 
 
 def _loads(text: str) -> Any:
-    if _depth(text) > MAX_DEPTH:
-        raise RemoteCodecError(f"JSON nested deeper than {MAX_DEPTH} levels refused")
     try:
         return json.loads(text, object_hook=lambda d: _numeric(json_numpy.object_hook(d)))
     except RemoteCodecError:
         raise
+    except RecursionError:  # json's C parser guards its own depth
+        raise RemoteCodecError("JSON nested too deeply") from None
     except (ValueError, TypeError, KeyError) as exc:  # bad JSON, base64, dtype or shape
         raise RemoteCodecError(f"not a json-numpy body: {type(exc).__name__}: {exc}") from None
 
