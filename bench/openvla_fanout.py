@@ -51,10 +51,10 @@ def _sleepy(latency_s: float) -> Any:
 
 def serve(port: int, latency_ms: float) -> None:
     import uvicorn
-
-    from arena.remote.serving import ServedPolicy
     from arena_openvla.mapping import OpenvlaMapping
     from arena_openvla.server import ActHandler, make_app
+
+    from arena.remote.serving import ServedPolicy
 
     served = ServedPolicy(_sleepy(latency_ms / 1000), "debug/reach", env_config=ENV_CONFIG, max_batch=1)
     handler = ActHandler(served, OpenvlaMapping.from_toml(MAPPING, "bench"))
@@ -87,8 +87,9 @@ def start(n: int, latency_ms: float) -> tuple[list[subprocess.Popen], list[int]]
 
 
 def measure(ports: list[int], envs: int, rounds: int, mapping_path: str) -> float:
-    from arena.assembly import RunAssembly
     from arena_openvla.policy import OpenvlaConfig, OpenvlaPolicy
+
+    from arena.assembly import RunAssembly
 
     spec = RunAssembly().spec("debug/reach", ENV_CONFIG)
     config = OpenvlaConfig(host=",".join(f"127.0.0.1:{p}" for p in ports), mapping=mapping_path)

@@ -33,13 +33,13 @@ def test_parse_hosts(spec: Any, expected: list[tuple[str, int]]) -> None:
     ("spec", "message"),
     [
         ("", "empty"),
-        ("a:8000,,b", "empty host entry"),
-        ("a:http", "bad port 'http'"),
-        ("a:0", "must be in 1..65535"),
-        ("a:70000", "must be in 1..65535"),
-        (":8000", "missing host name"),
+        ("a:8000,,b", "has an empty entry"),
+        ("a:http", "port 'http' is not a number"),
+        ("a:0", "outside 1..65535"),
+        ("a:70000", "outside 1..65535"),
+        (":8000", "invalid host name ''"),
         ("ws://a:8000", "looks like a URL"),
-        ("[::1", "malformed IPv6"),
+        ("[::1", "missing ']'"),
     ],
 )
 def test_parse_hosts_errors(spec: str, message: str) -> None:

@@ -13,7 +13,6 @@ socket to a restarted server by itself.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import socket as _socket
 import threading
@@ -22,6 +21,9 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import zmq
+
+from arena.remote import hosts as _hosts
+from arena.remote.hosts import HostPort, host_label, is_ipv6
 
 __all__ = [
     "DEFAULT_PORT",
@@ -39,86 +41,24 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 5555
-HostPort = tuple[str, int]
 
 
 # --------------------------------------------------------------------------- host specs
+# The grammar is the kit's (arena.remote.hosts, dependency-free); GR00T also accepts tcp:// addresses.
 
 
 def parse_host(spec: str | HostPort, default_port: int = DEFAULT_PORT) -> HostPort:
     """`"gpu-box"`, `"gpu-box:5556"`, `"tcp://10.0.0.2:5555"`, `"[::1]:5555"` -> (host, port)."""
-    if isinstance(spec, tuple):
-        if len(spec) != 2:
-            raise ValueError(f"host must be (host, port), got {spec!r}")
-        host, port = spec
-        return _checked(str(host), port, repr(spec))
-    if not isinstance(spec, str):
-        raise TypeError(f"host spec must be a string or a (host, port) tuple, got {type(spec).__name__}")
-    text = spec.strip()
-    if text.startswith("tcp://"):
-        text = text[len("tcp://") :]
-    elif "://" in text:
-        raise ValueError(f"host spec {spec!r}: only tcp:// addresses are supported")
-    if not text:
-        raise ValueError("empty host spec; expected 'host' or 'host:port'")
-    if text.startswith("["):  # [v6]:port or [v6]
-        close = text.find("]")
-        if close < 0:
-            raise ValueError(f"host spec {spec!r}: missing ']' after an IPv6 address")
-        host, rest = text[1:close], text[close + 1 :]
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"host spec {spec!r}: expected ':port' after ']'")
-        port_text = rest[1:] if rest else None
-    elif text.count(":") > 1:  # bare IPv6 without a port
-        host, port_text = text, None
-    else:
-        host, sep, port_text = text.partition(":")
-        port_text = port_text if sep else None
-    return _checked(host, default_port if port_text is None else port_text, repr(spec))
-
-
-def _checked(host: str, port: object, what: str) -> HostPort:
-    if not host or any(c.isspace() for c in host) or "/" in host:
-        raise ValueError(f"host spec {what}: invalid host name {host!r}")
-    try:
-        port_num = int(port)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"host spec {what}: port {port!r} is not a number") from None
-    if not 1 <= port_num <= 65535:
-        raise ValueError(f"host spec {what}: port {port_num} is outside 1..65535")
-    return host, port_num
+    return _hosts.parse_host(spec, default_port, schemes=("tcp",))
 
 
 def parse_hosts(spec: str | Sequence[str | HostPort], default_port: int = DEFAULT_PORT) -> list[HostPort]:
-    """`"a:5555,b:5556"` (or a list of specs / tuples) -> [(host, port), ...], at least one.
-
-    A lone `("host", port)` tuple is one host, not two specs.
-    """
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], int):
-        return [parse_host(spec, default_port)]
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    if isinstance(spec, str) and any(not s.strip() for s in items):
-        raise ValueError(f"host list {spec!r} has an empty entry")
-    hosts = [parse_host(s, default_port) for s in items]
-    if not hosts:
-        raise ValueError("no hosts given")
-    return hosts
-
-
-def _is_ipv6(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).version == 6
-    except ValueError:
-        return False
-
-
-def host_label(host: str, port: int) -> str:
-    """`host:port` for messages (`[v6]:port` for IPv6 literals)."""
-    return f"[{host}]:{port}" if _is_ipv6(host) else f"{host}:{port}"
+    """`"a:5555,b:5556"` (or a list of specs / tuples) -> [(host, port), ...], at least one."""
+    return _hosts.parse_hosts(spec, default_port, schemes=("tcp",))
 
 
 def zmq_address(host: str, port: int | str) -> str:
-    return f"tcp://[{host}]:{port}" if _is_ipv6(host) else f"tcp://{host}:{port}"
+    return f"tcp://[{host}]:{port}" if is_ipv6(host) else f"tcp://{host}:{port}"
 
 
 # --------------------------------------------------------------------------- transport
@@ -187,7 +127,7 @@ class ZmqReqTransport:
             sock.setsockopt(zmq.LINGER, 0)
             if self.max_message_bytes is not None:
                 sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes + FRAME_SLACK)
-            if _is_ipv6(self.host):
+            if is_ipv6(self.host):
                 sock.setsockopt(zmq.IPV6, 1)
             sock.connect(self.address)
             self._socket = sock

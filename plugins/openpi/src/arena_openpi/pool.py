@@ -19,6 +19,8 @@ from typing import Any
 
 import attrs
 
+from arena.remote import hosts as _hosts
+from arena.remote.hosts import HostSpec
 from arena_openpi.client import DEFAULT_PORT, OpenpiClient, _endpoint
 from arena_openpi.errors import OpenpiAuthError, OpenpiConnectionError, OpenpiTimeoutError
 
@@ -26,64 +28,17 @@ __all__ = ["HostSpec", "OpenpiPool", "parse_hosts"]
 
 logger = logging.getLogger(__name__)
 
-HostSpec = str | Sequence[str | tuple[str, int]]
 ClientFactory = Callable[[str, int], OpenpiClient]
 
 
-def _parse_one(entry: str, default_port: int, whole: str) -> tuple[str, int]:
-    text = entry.strip()
-    if not text:
-        raise ValueError(f"empty host entry in host spec {whole!r} (expected 'host[:port],host[:port],...')")
-    if "://" in text:
-        raise ValueError(f"host spec entry {text!r} looks like a URL; give 'host' or 'host:port' (e.g. 'gpu-box:8000')")
-    port_text: str | None
-    if text.startswith("["):  # [IPv6] or [IPv6]:port
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or not host or (rest and not rest.startswith(":")):
-            raise ValueError(f"malformed IPv6 host spec entry {text!r} (expected '[addr]' or '[addr]:port')")
-        port_text = rest[1:] if rest else None
-    elif text.count(":") > 1:  # bare IPv6 address, no port
-        host, port_text = text, None
-    else:
-        host, colon, port_text = text.partition(":")
-        if not colon:
-            port_text = None
-        if not host:
-            raise ValueError(f"missing host name in host spec entry {text!r}")
-    if port_text is None:
-        return host, default_port
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"bad port {port_text!r} in host spec entry {text!r}: not an integer") from None
-    if not 0 < port < 65536:
-        raise ValueError(f"bad port {port} in host spec entry {text!r}: must be in 1..65535")
-    return host, port
-
-
 def parse_hosts(spec: HostSpec, default_port: int = DEFAULT_PORT) -> list[tuple[str, int]]:
-    """Parse ``"a:8000,b:8001"``, ``"gpu-box"`` (port ``default_port``), ``"[::1]:8000"`` or a
-    list of such strings / ``(host, port)`` tuples into ``[(host, port), ...]``.
+    """``"a:8000,b:8001"``, ``"gpu-box"`` (port ``default_port``), ``"[::1]:8000"`` or a list of
+    such strings / ``(host, port)`` tuples -> ``[(host, port), ...]`` (the kit's grammar).
 
     Raises ``ValueError`` naming the offending entry. Duplicates are kept: listing a host
     twice is a way to weight it.
     """
-    if isinstance(spec, str):
-        entries: list[str | tuple[str, int]] = list(spec.split(","))
-    else:
-        entries = list(spec)
-    if not entries or (isinstance(spec, str) and not spec.strip()):
-        raise ValueError("host spec is empty (expected 'host[:port],host[:port],...')")
-    result: list[tuple[str, int]] = []
-    for entry in entries:
-        if isinstance(entry, str):
-            result.append(_parse_one(entry, default_port, spec if isinstance(spec, str) else ",".join(map(str, spec))))
-        else:
-            host, port = entry
-            if not host or not isinstance(port, int) or not 0 < port < 65536:
-                raise ValueError(f"bad (host, port) entry {entry!r}")
-            result.append((host, port))
-    return result
+    return _hosts.parse_hosts(spec, default_port)
 
 
 @attrs.define(eq=False)
