@@ -17,7 +17,7 @@ import numpy as np
 
 from arena.contract import EnvSpec, Observation
 
-__all__ = ["EpisodeSpec", "StepResult", "StepHandle", "VectorEnv", "EnvFamily"]
+__all__ = ["EpisodeSpec", "StepResult", "StepHandle", "VectorEnv", "ChunkNativeEnv", "EnvFamily"]
 
 
 @attrs.frozen
@@ -203,6 +203,23 @@ class VectorEnv(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ChunkNativeEnv(VectorEnv):
+    """A VectorEnv whose native call is the chunk step (a worker pool, Ray shards):
+    :meth:`step` is :meth:`step_chunk` with one action per slot."""
+
+    def step(self, env_ids: Sequence[int], actions: np.ndarray, render: np.ndarray) -> StepResult:
+        acts = np.asarray(actions, np.float32)
+        res = self.step_chunk(env_ids, acts[:, None, :], np.ones(len(acts), np.int64), render)
+        res.steps = None
+        return res
+
+    @abc.abstractmethod
+    def step_chunk(
+        self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray
+    ) -> StepResult:
+        """See :meth:`VectorEnv.step_chunk`; here the one to implement."""
 
 
 class EnvFamily(abc.ABC):

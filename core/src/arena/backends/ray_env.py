@@ -37,7 +37,7 @@ from arena.backends.ray_codec import ShardReply, pack_call, unpack_reply
 from arena.backends.ray_link import ShardLink
 from arena.backends.ray_shard import EnvShard
 from arena.contract import Observation
-from arena.env import EpisodeSpec, StepHandle, StepResult, VectorEnv
+from arena.env import ChunkNativeEnv, EpisodeSpec, StepHandle, StepResult
 from arena.errors import ArenaError
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def actor_options(resources: Mapping[str, float]) -> dict[str, Any]:
     return opts
 
 
-class RayVectorEnv(VectorEnv):
+class RayVectorEnv(ChunkNativeEnv):
     """``workers * envs_per_worker`` slots in ``workers`` Ray actors, each built by the env family."""
 
     async_steps = True  # type: ignore[misc]
@@ -368,12 +368,6 @@ class RayVectorEnv(VectorEnv):
 
     def reset_wait(self, handle: StepHandle) -> StepResult:
         return self._collect(handle)
-
-    def step(self, env_ids: Sequence[int], actions: np.ndarray, render: np.ndarray) -> StepResult:
-        acts = np.asarray(actions, np.float32)
-        res = self.step_chunk(env_ids, acts[:, None, :], np.ones(len(acts), np.int64), render)
-        res.steps = None
-        return res
 
     def step_chunk(
         self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray

@@ -40,7 +40,13 @@ class RetryPolicy:
             raise ValueError(f"deadline_s must be > 0 or None, got {self.deadline_s}")
 
     def call(
-        self, attempt: Callable[[float | None], T], what: str, endpoint: str = "", retry_timeouts: bool = True
+        self,
+        attempt: Callable[[float | None], T],
+        what: str,
+        endpoint: str = "",
+        retry_timeouts: bool = True,
+        retry_on: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError),
+        give_up: Callable[[BaseException, int, float], BaseException] | None = None,
     ) -> T:
         """``attempt(time_left)`` until it returns, the attempts run out, or the deadline passes.
 
@@ -49,6 +55,9 @@ class RetryPolicy:
         :class:`RemoteConnectionError` (:class:`RemoteTimeoutError` if it was a timeout)
         naming ``what``, the attempts and the time spent. ``retry_timeouts=False``: a
         timeout is raised at once (a request that may have reached a busy server).
+        ``retry_on``: what counts as a connection problem (a family's transport error);
+        ``give_up(error, attempts, elapsed_s)``: the error to raise at the end instead (e.g.
+        with a diagnosis of why the server is unreachable).
         """
         start = time.monotonic()
         deadline = None if self.deadline_s is None else start + self.deadline_s
@@ -61,12 +70,14 @@ class RetryPolicy:
                 return attempt(left)
             except RemoteAuthError:
                 raise
-            except (ConnectionError, TimeoutError) as exc:
+            except retry_on as exc:
                 if isinstance(exc, TimeoutError) and not retry_timeouts:
                     raise
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if attempts > self.retries or (remaining is not None and remaining <= 0):
                     elapsed = time.monotonic() - start
+                    if give_up is not None:
+                        raise give_up(exc, attempts, elapsed) from exc
                     cls = RemoteTimeoutError if isinstance(exc, TimeoutError) else RemoteConnectionError
                     raise cls(
                         f"{what} failed after {attempts} attempt{'s' if attempts > 1 else ''} "
@@ -76,6 +87,8 @@ class RetryPolicy:
                         elapsed_s=elapsed,
                     ) from exc
                 wait = pause if remaining is None else min(pause, remaining)
-                log.debug("%s: attempt %d failed (%s); retrying in %.2f s", what, attempts, exc, wait)
+                log.warning(
+                    "%s: attempt %d/%d failed (%s); retrying in %.2fs", what, attempts, self.retries + 1, exc, wait
+                )
                 time.sleep(max(0.0, wait))
                 pause = min(pause * 2, self.max_backoff_s)

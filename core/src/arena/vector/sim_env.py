@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from arena.contract import EnvSpec, Observation
-from arena.env import EpisodeSpec, StepHandle, StepResult, VectorEnv
+from arena.env import ChunkNativeEnv, EpisodeSpec, StepHandle, StepResult
 from arena.vector.buffers import SlotBuffers, SlotLayout
 from arena.vector.inprocess import InProcessSlots
 from arena.vector.process import LOST, ProcessSlots
@@ -53,7 +53,7 @@ def _ticket(handle: StepHandle) -> Ticket:
     return state[0] if isinstance(state, tuple) else state  # type: ignore[return-value]
 
 
-class SimVectorEnv(VectorEnv):
+class SimVectorEnv(ChunkNativeEnv):
     """``num_envs`` slots, each one :class:`Simulator`, stepped in process or in spawned workers.
 
     ``state_dim`` and ``group_slices`` say where each state group sits in a
@@ -167,12 +167,6 @@ class SimVectorEnv(VectorEnv):
 
     def wait(self, handles: Sequence[StepHandle], timeout: float | None) -> None:
         self.runner.wait([_ticket(h) for h in handles if h.run is None], timeout)
-
-    def step(self, env_ids: Sequence[int], actions: np.ndarray, render: np.ndarray) -> StepResult:
-        acts = np.asarray(actions, np.float32)
-        res = self.step_chunk(env_ids, acts[:, None, :], np.ones(len(acts), np.int64), render)
-        res.steps = None
-        return res
 
     def step_chunk(
         self, env_ids: Sequence[int], actions: np.ndarray, counts: np.ndarray, render: np.ndarray

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +17,7 @@ from typing import Any
 
 import zmq
 
+from arena.remote.retry import RetryPolicy
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig, decode, encode
 from arena_gr00t.errors import (
     Gr00tConnectionError,
@@ -280,35 +280,18 @@ class Gr00tClient:
         if self.max_message_bytes is not None and len(payload) > self.max_message_bytes:
             raise Gr00tMessageTooLargeError(len(payload), self.max_message_bytes)
         transport = self._transports[replica]
-        max_attempts = 1 + (self.retries if idempotent else 0)
-        start = time.monotonic()
-        deadline = None if self.deadline_s is None else start + self.deadline_s
-        backoff = self.backoff_s
-        attempt = 0
-        while True:
-            attempt += 1
-            timeout = self.timeout_s
-            if deadline is not None:
-                timeout = max(0.001, min(timeout, deadline - time.monotonic()))
-            try:
-                raw = transport.request(payload, timeout)
-                break
-            except TransportError as e:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if attempt >= max_attempts or (remaining is not None and remaining <= 0):
-                    raise self._give_up(replica, endpoint, e, attempt, time.monotonic() - start) from e
-                pause = backoff if remaining is None else min(backoff, remaining)
-                log.warning(
-                    "%s %r attempt %d/%d failed (%s); retrying in %.2fs",
-                    self._label(replica),
-                    endpoint,
-                    attempt,
-                    max_attempts,
-                    e,
-                    pause,
-                )
-                time.sleep(max(0.0, pause))
-                backoff = min(backoff * 2, self.max_backoff_s)
+        retry = RetryPolicy(
+            retries=self.retries if idempotent else 0,
+            backoff_s=self.backoff_s,
+            max_backoff_s=self.max_backoff_s,
+            deadline_s=self.deadline_s,
+        )
+        raw = retry.call(
+            lambda left: transport.request(payload, self.timeout_s if left is None else min(self.timeout_s, left)),
+            f"{self._label(replica)} {endpoint!r}",
+            retry_on=(TransportError,),
+            give_up=lambda e, attempts, elapsed: self._give_up(replica, endpoint, e, attempts, elapsed),  # type: ignore[arg-type]
+        )
         # Replies are small (actions); writable arrays suit torch.from_numpy and in-place use.
         reply = decode(raw, max_message_bytes=self.max_message_bytes, writable_arrays=True)
         if isinstance(reply, Mapping) and "error" in reply:
