@@ -35,12 +35,12 @@ def servers():
         "nested": spawn_serve(*EXPERT),
         "flat": spawn_serve(*EXPERT, "--use-sim-policy-wrapper"),
         "extra_key": spawn_serve(
-            "--policy", "zero", "--env", "debug/reach", "--video-keys", "env", script=HERE / "gr00t_extra_key_serve.py"
+            "--policy", "zero", "--env", "debug/reach", "--image-keys", "env", script=HERE / "gr00t_extra_key_serve.py"
         ),
         "small_images": spawn_serve(
-            "--policy", "zero", "--env", "debug/reach", "--video-keys", "env", "--image-size", "16"
+            "--policy", "zero", "--env", "debug/reach", "--image-keys", "env", "--image-size", "16"
         ),
-        "video": spawn_serve(*EXPERT, "--video-keys", "env", "--cameras", "corner,topview"),
+        "video": spawn_serve(*EXPERT, "--image-keys", "env", "--cameras", "corner,topview"),
         "secured": spawn_serve(
             "--policy", "zero", "--env", "debug/reach", "--max-message-bytes", "4096", env={TOKEN_ENV: TOKEN}
         ),

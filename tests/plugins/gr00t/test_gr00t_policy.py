@@ -223,7 +223,7 @@ def test_token_is_sent_and_redacted_in_results(tmp_path, monkeypatch, spec):
             "gr00t",
             "debug/reach",
             episodes=1,
-            policy_config={"port": server.port, "api_token": "tok-123"},
+            policy_config={"port": server.port, "token": "tok-123"},
             output=tmp_path / "run",
         )
         monkeypatch.setenv("ARENA_GR00T_API_TOKEN", "tok-123")
@@ -234,11 +234,11 @@ def test_token_is_sent_and_redacted_in_results(tmp_path, monkeypatch, spec):
     assert from_env == []
     assert summary.overall.episodes == 1
     summary_text = (tmp_path / "run" / "summary.json").read_text()
-    assert "tok-123" not in summary_text and '"api_token": "<redacted>"' in summary_text
+    assert "tok-123" not in summary_text and '"token": "<redacted>"' in summary_text
     assert json.loads(summary_text)["config"]["policy_config"]["port"] == server.port
     # config.json is the run's identity: connection fields (and so the token) are not part of it
     stored = json.loads((tmp_path / "run" / "config.json").read_text())["policy_config"]
-    assert "api_token" not in stored and "port" not in stored and "host" not in stored
+    assert "token" not in stored and "port" not in stored and "host" not in stored
 
 
 def test_replicas_share_one_batch_and_must_agree(spec):

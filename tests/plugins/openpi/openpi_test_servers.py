@@ -92,7 +92,7 @@ class ServerFactory:
             str(concurrency),
         ]
         if api_key is not None:
-            cmd += ["--api-key", api_key]
+            cmd += ["--token", api_key]
         if max_message_bytes is not None:
             cmd += ["--max-message-bytes", str(max_message_bytes)]
         if debug_errors:

@@ -45,7 +45,7 @@ def test_evaluate_through_a_server(replicas: list[ServerProcess], tmp_path: path
     )
     assert summary.overall.episodes == 8 and summary.overall.successes == 8
     assert summary.config["action_horizon"] == 5 and summary.config["scheduler_config"]["execution_horizon"] == 5
-    assert summary.config["policy_config"]["api_key"] is None
+    assert summary.config["policy_config"]["token"] is None
 
 
 def test_chunk_length_sources(replicas: list[ServerProcess], tmp_path: pathlib.Path) -> None:
@@ -211,11 +211,11 @@ def test_arena_check_reports_mismatches(
 def test_api_key(servers: ServerFactory) -> None:
     locked = servers.ours(policy=GOAL, api_key="s3cret")
     summary = arena.evaluate(
-        "openpi", "debug/reach", episodes=1, write=False, policy_config=config(locked, api_key="s3cret")
+        "openpi", "debug/reach", episodes=1, write=False, policy_config=config(locked, token="s3cret")
     )
     assert summary.overall.successes == 1
     with pytest.raises(ContractError, match="HTTP 401: the API key was refused"):
-        arena.evaluate("openpi", "debug/reach", episodes=1, write=False, policy_config=config(locked, api_key="nope"))
+        arena.evaluate("openpi", "debug/reach", episodes=1, write=False, policy_config=config(locked, token="nope"))
 
 
 def test_expert_behind_the_reference_server_matches_in_process(module_servers: ServerFactory) -> None:

@@ -24,6 +24,7 @@ import math
 import os
 from collections.abc import Mapping
 from concurrent.futures import Future
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import attrs
@@ -45,57 +46,64 @@ __all__ = ["RemotePolicy", "remote_fields"]
 log = logging.getLogger(__name__)
 
 
-def remote_fields(protocol: str, default_port: int, token_env: str, packaged: tuple[str, ...] = ()) -> dict[str, Any]:
-    """attrs fields ``host``, ``port``, ``token``, ``timeout``, ``mapping``, ``connections_per_host``.
+def remote_fields(
+    protocol: str,
+    default_port: int,
+    token_env: str,
+    packaged: tuple[str, ...] = (),
+    *,
+    timeout_s: float = 60.0,
+    spread: str = "requests are spread over them",
+    token_help: str = "sent as 'Authorization: Bearer TOKEN' (an arena extension)",
+    schemes: tuple[str, ...] = (),
+) -> SimpleNamespace:
+    """The config fields every remote family has, one vocabulary across families.
 
-    One vocabulary across families: ``--host`` (replicas ``a:P,b:P``), ``--port``, ``--token``
-    (secret; default ``$TOKEN_ENV``), ``--timeout``, ``--mapping NAME|PATH``,
-    ``--connections-per-host``. Server-side names stay on the wire.
+    ``host`` (replicas ``a:P,b:P``), ``port``, ``token`` (secret, default ``$TOKEN_ENV``),
+    ``timeout``, ``mapping`` (``NAME|PATH``), ``connections_per_host``, with the right identity
+    and secret metadata; server-side names stay on the wire. Use them in an attrs class::
+
+        F = remote_fields("openvla", 8000, "OPENVLA_TOKEN")
+
+        @attrs.define
+        class OpenvlaConfig:
+            host: str = F.host
+            port: int = F.port
+            ...
     """
     names = f" ({', '.join(packaged)})" if packaged else ""
-    return {
-        "host": attrs.field(
-            type=str,
+    return SimpleNamespace(
+        host=attrs.field(
             default="127.0.0.1",
-            validator=accepted_by(lambda v: parse_hosts(v, default_port)),
+            validator=accepted_by(lambda v: parse_hosts(v, default_port, schemes)),
             metadata={
                 "identity": False,
-                "help": f"{protocol} server: HOST, HOST:PORT, or replicas a:{default_port},b:{default_port} "
-                "(requests are spread over them)",
+                "help": f"{protocol} server: HOST, HOST:PORT, or replicas a:{default_port},b:{default_port} ({spread})",
             },
         ),
-        "port": attrs.field(
-            type=int,
+        port=attrs.field(
             default=default_port,
             validator=in_range(1, 65535),
             metadata={"identity": False, "help": "port of hosts given without one"},
         ),
-        "token": attrs.field(
-            type=str | None,
+        token=attrs.field(
             default=None,
             repr=False,
-            metadata={
-                "identity": False,
-                "secret": True,
-                "help": f"sent as 'Authorization: Bearer TOKEN' (an arena extension; default: ${token_env})",
-            },
+            metadata={"identity": False, "secret": True, "help": f"{token_help} (default: ${token_env})"},
         ),
-        "timeout": attrs.field(
-            type=float,
-            default=60.0,
+        timeout=attrs.field(
+            default=timeout_s,
             validator=at_least(0, strict=True),
             metadata={"identity": False, "help": "seconds to wait for one reply"},
         ),
-        "mapping": attrs.field(
-            type=str | None,
+        mapping=attrs.field(
             default=None,
             metadata={
                 "help": f"mapping: a TOML file or a packaged one{names}; default: the one registered for the "
                 f"env's embodiment, {protocol}:EMBODIMENT"
             },
         ),
-        "connections_per_host": attrs.field(
-            type=int | None,
+        connections_per_host=attrs.field(
             default=None,
             validator=attrs.validators.optional(at_least(1)),
             metadata={
@@ -103,7 +111,7 @@ def remote_fields(protocol: str, default_port: int, token_env: str, packaged: tu
                 "help": "requests in flight per replica (default: enough for every env slot at once)",
             },
         ),
-    }
+    )
 
 
 class RemotePolicy(Policy):

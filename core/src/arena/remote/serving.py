@@ -30,7 +30,7 @@ from arena.validators import int_arg
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ServedPolicy", "command_main", "mapping_command", "serve_main"]
+__all__ = ["ServedPolicy", "command_main", "mapping_command", "serve_main", "add_server_arguments"]
 
 
 class ServedPolicy:
@@ -161,3 +161,20 @@ def mapping_command(
         return 0
     print(resource(args.name).read_text(encoding="utf-8"), end="")
     return 0
+
+
+def add_server_arguments(
+    group: Any, default_port: int, token_env: str, token_help: str, port_zero: bool = True
+) -> None:
+    """``--host`` (127.0.0.1 by default), ``--port`` and ``--token``: one vocabulary for every reference server."""
+    from arena.validators import PORT_RANGE
+
+    group.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
+    low, high = PORT_RANGE
+    group.add_argument(
+        "--port",
+        type=int_arg(low if port_zero else max(1, low), high),
+        default=default_port,
+        help=f"port to bind{'; 0 picks a free one' if port_zero else ''} (default: {default_port})",
+    )
+    group.add_argument("--token", default=None, help=f"{token_help} (default: ${token_env}; none: no authentication)")

@@ -25,7 +25,8 @@ import numpy as np
 from arena.contract import ActionChunk, EnvSpec, Observation
 from arena.errors import ArenaError, PolicyError
 from arena.policy import Policy, PolicyDescription
-from arena.validators import accepted_by, at_least, in_range, one_of
+from arena.remote.policy import remote_fields
+from arena.validators import at_least, one_of
 from arena_gr00t.client import Gr00tClient
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES
 from arena_gr00t.errors import Gr00tError, Gr00tServerError
@@ -38,40 +39,28 @@ __all__ = ["Gr00tConfig", "Gr00tPolicy", "TOKEN_ENV"]
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "ARENA_GR00T_API_TOKEN"
-"""Environment variable read for the API token when --api-token is not given (keeps it out of `ps`)."""
+"""Environment variable read for the API token when --token is not given (keeps it out of `ps`)."""
+
+
+_F = remote_fields(
+    "GR00T",
+    DEFAULT_PORT,
+    TOKEN_ENV,
+    timeout_s=10.0,
+    spread="each batch is split across them",
+    token_help="API token sent in every request (the server's api_token)",
+    schemes=("tcp",),
+)
 
 
 @attrs.define
 class Gr00tConfig:
     """Client flags of ``--policy gr00t``."""
 
-    host: str = attrs.field(
-        default="127.0.0.1",
-        validator=accepted_by(parse_hosts),
-        metadata={
-            "identity": False,
-            "help": "GR00T server: HOST, HOST:PORT, or replicas a:5555,b:5555 (each batch is split across them)",
-        },
-    )
-    port: int = attrs.field(
-        default=DEFAULT_PORT,
-        validator=in_range(1, 65535),
-        metadata={"identity": False, "help": "port of hosts given without one"},
-    )
-    api_token: str | None = attrs.field(
-        default=None,
-        repr=False,
-        metadata={
-            "identity": False,
-            "help": f"API token sent with every request (default: ${TOKEN_ENV})",
-            "secret": True,
-        },
-    )
-    timeout: float = attrs.field(
-        default=10.0,
-        validator=at_least(0, strict=True),
-        metadata={"identity": False, "help": "seconds to wait for one reply"},
-    )
+    host: str = _F.host
+    port: int = _F.port
+    token: str | None = _F.token
+    timeout: float = _F.timeout
     retries: int = attrs.field(
         default=3,
         validator=at_least(0),
@@ -95,10 +84,7 @@ class Gr00tConfig:
         validator=at_least(0),
         metadata={"identity": False, "help": "longest pause in seconds between attempts"},
     )
-    mapping: str | None = attrs.field(
-        default=None,
-        metadata={"help": "mapping TOML file (default: the one registered for the env's embodiment, gr00t:EMBODIMENT)"},
-    )
+    mapping: str | None = _F.mapping
     observation_form: str = attrs.field(
         default="auto",
         validator=one_of("auto", *FORMS),
@@ -141,7 +127,7 @@ class Gr00tPolicy(Policy):
 
     def __init__(self, config: Gr00tConfig, env_spec: EnvSpec, num_envs: int) -> None:
         super().__init__(config, env_spec, num_envs)
-        token = config.api_token or os.environ.get(TOKEN_ENV) or None
+        token = config.token or os.environ.get(TOKEN_ENV) or None
         self.hosts = parse_hosts(config.host, config.port)
         # No request here: connecting happens in describe()/infer(), where failures become
         # preflight problems rather than construction errors.

@@ -4,9 +4,9 @@
 for the env's spec (:class:`arena.remote.serving.ServedPolicy`) and answers GR00T requests with
 :class:`Gr00tServer`. The modality config is derived from the env spec by name:
 
-- video keys: the cameras the served policy reads (``--video-keys policy``, the default:
+- video keys: the cameras the served policy reads (``--image-keys policy``, the default:
   none for the state-based expert, so clients render nothing) or every env camera
-  (``--video-keys env``); delta_indices ``[0]``;
+  (``--image-keys env``); delta_indices ``[0]``;
 - state keys: every env state group, delta_indices ``[0]``;
 - action keys: the env's action groups, delta_indices ``range(H)`` with H the served
   policy's chunk length (``describe().action_horizon``);
@@ -28,8 +28,8 @@ import numpy as np
 
 from arena.contract import EnvSpec, Observation
 from arena.errors import ContractError
-from arena.remote.serving import ServedPolicy, serve_main
-from arena.validators import PORT_RANGE, int_arg
+from arena.remote.serving import ServedPolicy, add_server_arguments, serve_main
+from arena.validators import int_arg
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig
 from arena_gr00t.errors import Gr00tError
 from arena_gr00t.observation import flat_to_nested, is_flat
@@ -198,18 +198,7 @@ class ServedGr00tHandler:
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The protocol's flags of ``arena-gr00t serve`` (the shared ones come from serve_main)."""
     g = parser.add_argument_group("GR00T server")
-    g.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
-    g.add_argument(
-        "--port",
-        type=int_arg(*PORT_RANGE),
-        default=DEFAULT_PORT,
-        help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})",
-    )
-    g.add_argument(
-        "--api-token",
-        default=None,
-        help=f"require this token on every request (default: ${TOKEN_ENV}; none: no authentication)",
-    )
+    add_server_arguments(g, DEFAULT_PORT, TOKEN_ENV, "require this token on every request")
     g.add_argument(
         "--allow-kill",
         action="store_true",
@@ -230,17 +219,18 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "does with --use-sim-policy-wrapper",
     )
     g.add_argument(
-        "--video-keys",
+        "--image-keys",
         choices=VIDEO_KEYS,
         default="policy",
-        help="video keys to ask for: the cameras the served policy reads (policy, default) or every env camera (env)",
+        help="image (GR00T: video) keys to ask for: the cameras the served policy reads (policy, default) or every "
+        "env camera (env)",
     )
 
 
 def serve(served: ServedPolicy, args: argparse.Namespace) -> int:
     """Serve ``served`` until Ctrl-C, SIGTERM or an authorised ``kill``."""
-    token = args.api_token or os.environ.get(TOKEN_ENV) or None
-    handler = ServedGr00tHandler(served, flat=args.flat, video_keys=args.video_keys)
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    handler = ServedGr00tHandler(served, flat=args.flat, video_keys=args.image_keys)
     try:
         server = Gr00tServer(
             handler,

@@ -273,7 +273,7 @@ class Gr00tServer:
         if self.api_token is None and presented is not None and not self._warned_unused_token:
             self._warned_unused_token = True
             log.warning(
-                "a client sent an API token, but this server has none (start it with --api-token to require "
+                "a client sent an API token, but this server has none (start it with --token to require "
                 "one): requests are not authenticated"
             )
         try:

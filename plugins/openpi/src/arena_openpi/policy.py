@@ -29,7 +29,8 @@ from arena.contract import ActionChunk, EnvSpec, Observation
 from arena.errors import ArenaError, PolicyError
 from arena.futures import completed, gather
 from arena.policy import Policy, PolicyDescription
-from arena.validators import accepted_by, at_least, in_range
+from arena.remote.policy import remote_fields
+from arena.validators import at_least
 from arena_openpi.client import DEFAULT_PORT, _endpoint, healthz
 from arena_openpi.errors import OpenpiError, OpenpiServerError
 from arena_openpi.layout import ServedLayout
@@ -42,50 +43,28 @@ __all__ = ["API_KEY_ENV", "OpenpiConfig", "OpenpiPolicy"]
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "OPENPI_API_KEY"
-"""Environment variable read for the API key when --api-key is not given (keeps it out of `ps`)."""
+"""Environment variable read for the token when --token is not given (keeps it out of `ps`)."""
+
+
+_F = remote_fields(
+    "openpi",
+    DEFAULT_PORT,
+    API_KEY_ENV,
+    ("libero", "droid", "metaworld", "point2d"),
+    timeout_s=300.0,
+    token_help="sent as 'Authorization: Api-Key TOKEN'",
+)
 
 
 @attrs.define
 class OpenpiConfig:
     """Client flags of ``--policy openpi``."""
 
-    host: str = attrs.field(
-        default="127.0.0.1",
-        validator=accepted_by(parse_hosts),
-        metadata={
-            "identity": False,
-            "help": "openpi server: HOST, HOST:PORT, or replicas a:8000,b:8000 (requests are spread over them)",
-        },
-    )
-    port: int = attrs.field(
-        default=DEFAULT_PORT,
-        validator=in_range(1, 65535),
-        metadata={"identity": False, "help": "port of hosts given without one"},
-    )
-    api_key: str | None = attrs.field(
-        default=None,
-        repr=False,
-        metadata={
-            "identity": False,
-            "help": f"sent as 'Authorization: Api-Key KEY' (default: ${API_KEY_ENV})",
-            "secret": True,
-        },
-    )
-    timeout: float = attrs.field(
-        default=300.0,
-        validator=at_least(0, strict=True),
-        metadata={
-            "identity": False,
-            "help": "seconds to wait for one reply (generous: a first inference may compile for minutes)",
-        },
-    )
-    mapping: str | None = attrs.field(
-        default=None,
-        metadata={
-            "help": "mapping: a TOML file or a packaged one (libero, droid, metaworld, point2d); "
-            "default: the one registered for the env's embodiment, openpi:EMBODIMENT"
-        },
-    )
+    host: str = _F.host
+    port: int = _F.port
+    token: str | None = _F.token
+    timeout: float = _F.timeout
+    mapping: str | None = _F.mapping
     connections_per_host: int = attrs.field(
         default=1,
         validator=at_least(1),
@@ -124,7 +103,7 @@ class OpenpiPolicy(Policy):
     def __init__(self, config: OpenpiConfig, env_spec: EnvSpec, num_envs: int) -> None:
         super().__init__(config, env_spec, num_envs)
         self.hosts = parse_hosts(config.host, config.port)
-        self.api_key = config.api_key or os.environ.get(API_KEY_ENV) or None
+        self.api_key = config.token or os.environ.get(API_KEY_ENV) or None
         self.pool: OpenpiPool | None = None
         self.translator: Translator | None = None
         self.layout: ServedLayout | None = None

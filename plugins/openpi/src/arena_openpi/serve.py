@@ -25,8 +25,8 @@ import numpy as np
 
 from arena.contract import Observation
 from arena.errors import ContractError
-from arena.remote.serving import ServedPolicy, serve_main
-from arena.validators import PORT_RANGE, int_arg
+from arena.remote.serving import ServedPolicy, add_server_arguments, serve_main
+from arena.validators import int_arg
 from arena_openpi.client import DEFAULT_PORT
 from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES
 from arena_openpi.layout import ACTIONS_KEY, PROMPT_KEY, ServedLayout, build_layout
@@ -114,19 +114,8 @@ def _expected(kind: str, shape: Sequence[int]) -> str:
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The protocol's flags of ``arena-openpi serve`` (the shared ones come from serve_main)."""
     g = parser.add_argument_group("openpi server")
-    g.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
-    g.add_argument(
-        "--port",
-        type=int_arg(*PORT_RANGE),
-        default=DEFAULT_PORT,
-        help=f"port to bind; 0 picks a free one (default: {DEFAULT_PORT})",
-    )
+    add_server_arguments(g, DEFAULT_PORT, API_KEY_ENV, "require 'Authorization: Api-Key TOKEN' on connections")
     g.add_argument("--port-file", default=None, help="write the bound port to this file once listening (atomic)")
-    g.add_argument(
-        "--api-key",
-        default=None,
-        help=f"require 'Authorization: Api-Key KEY' on connections (default: ${API_KEY_ENV}; none: no check)",
-    )
     g.add_argument(
         "--max-message-bytes",
         type=int_arg(1),
@@ -156,7 +145,7 @@ def _loopback(host: str) -> bool:
 
 def serve(served: ServedPolicy, args: argparse.Namespace) -> int:
     """Serve ``served`` until Ctrl-C or SIGTERM."""
-    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    api_key = args.token or os.environ.get(API_KEY_ENV) or None
     handler = ServedOpenpiPolicy(served, image_keys=args.image_keys)
     if not api_key and not _loopback(args.host):
         log.warning("serving on %s without an API key: anyone who can reach this port can query the policy", args.host)

@@ -226,7 +226,7 @@ class OpenpiServer:
                 self._warned_unused_key = True
                 logger.warning(
                     "openpi server: a client sent an API key, but this server checks none (start it with "
-                    "--api-key to require one); connections are not authenticated"
+                    "--token to require one); connections are not authenticated"
                 )
         else:
             supplied = supplied_all[0] if supplied_all else ""
@@ -334,9 +334,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int_arg(*PORT_RANGE), default=8000, help="0 picks a free port (see --port-file)")
     parser.add_argument("--port-file", help="write the bound port here once listening (atomic)")
     parser.add_argument(
-        "--api-key",
+        "--token",
         default=os.environ.get("OPENPI_API_KEY"),
-        help="require 'Authorization: Api-Key KEY' (default: $OPENPI_API_KEY)",
+        help="require 'Authorization: Api-Key TOKEN' (default: $OPENPI_API_KEY)",
     )
     parser.add_argument("--concurrency", type=int, default=1, help="max simultaneous inferences; 0 = unlimited")
     parser.add_argument("--max-message-bytes", type=int_arg(1), default=DEFAULT_MAX_MESSAGE_BYTES)
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         json.loads(args.metadata),
         host=args.host,
         port=args.port,
-        api_key=args.api_key or None,
+        api_key=args.token or None,
         max_message_bytes=args.max_message_bytes,
         concurrency=args.concurrency or None,
         debug_errors=args.debug_errors,

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from arena.remote.serving import ServedPolicy, command_main, mapping_command, serve_main
+from arena.remote.serving import ServedPolicy, add_server_arguments, command_main, mapping_command, serve_main
 from arena.validators import int_arg
 
 __all__ = ["main"]
@@ -28,15 +28,11 @@ commands:
 
 
 def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int_arg(1, 65535), default=8000, help="port to bind (default: 8000)")
-    parser.add_argument(
-        "--mapping", default=None, help="mapping NAME|PATH naming the env camera of `image` (default: the env's)"
+    add_server_arguments(
+        parser, 8000, "OPENVLA_TOKEN", "require 'Authorization: Bearer TOKEN' (arena extension)", port_zero=False
     )
     parser.add_argument(
-        "--token",
-        default=None,
-        help="require 'Authorization: Bearer TOKEN' (arena extension; default: $OPENVLA_TOKEN, else no token)",
+        "--mapping", default=None, help="mapping NAME|PATH naming the env camera of `image` (default: the env's)"
     )
     parser.add_argument(
         "--max-message-bytes", type=int_arg(1024), default=16 << 20, help="largest request body (default: 16 MiB)"

@@ -23,29 +23,32 @@ __all__ = ["OpenvlaConfig", "OpenvlaPolicy", "TOKEN_ENV"]
 
 TOKEN_ENV = "OPENVLA_TOKEN"
 
-OpenvlaConfig = attrs.make_class(
-    "OpenvlaConfig",
-    {
-        **remote_fields("openvla", DEFAULT_PORT, TOKEN_ENV, tuple(PACKAGED_MAPPINGS)),
-        "unnorm_key": attrs.field(
-            type=str | None,
-            default=None,
-            metadata={"help": "dataset statistics to un-normalise actions with (default: the mapping's, else none)"},
-        ),
-        "double_encode": attrs.field(
-            type=bool,
-            default=False,
-            metadata={"identity": False, "help": 'send {"encoded": "<json>"} bodies (for servers without json-numpy)'},
-        ),
-        "max_message_bytes": attrs.field(
-            type=int,
-            default=1 << 20,
-            validator=at_least(1024),
-            metadata={"identity": False, "help": "largest reply accepted, in bytes (default: 1 MiB)"},
-        ),
-    },
-)
-OpenvlaConfig.__doc__ = "Client flags of ``--policy openvla``."
+_F = remote_fields("openvla", DEFAULT_PORT, TOKEN_ENV, tuple(PACKAGED_MAPPINGS))
+
+
+@attrs.define
+class OpenvlaConfig:
+    """Client flags of ``--policy openvla``."""
+
+    host: str = _F.host
+    port: int = _F.port
+    token: str | None = _F.token
+    timeout: float = _F.timeout
+    mapping: str | None = _F.mapping
+    connections_per_host: int | None = _F.connections_per_host
+    unnorm_key: str | None = attrs.field(
+        default=None,
+        metadata={"help": "dataset statistics to un-normalise actions with (default: the mapping's, else none)"},
+    )
+    double_encode: bool = attrs.field(
+        default=False,
+        metadata={"identity": False, "help": 'send {"encoded": "<json>"} bodies (for servers without json-numpy)'},
+    )
+    max_message_bytes: int = attrs.field(
+        default=1 << 20,
+        validator=at_least(1024),
+        metadata={"identity": False, "help": "largest reply accepted, in bytes (default: 1 MiB)"},
+    )
 
 
 class OpenvlaTranslator(KeyTranslator):
