@@ -356,3 +356,19 @@ def test_encoder_matches_msgpack_library_for_all_value_kinds() -> None:
 
 def test_numpy_scalars_nested_in_lists() -> None:
     assert decode(encode({"x": [np.int32(1), np.float32(0.5), (np.bool_(True),)]})) == {"x": [1, 0.5, [True]]}
+
+
+def test_gr00t_errors_are_the_kits_and_keep_their_attributes_across_pickling():
+    import pickle
+
+    from arena.remote import errors as kit
+    from arena_gr00t.errors import Gr00tCodecError, Gr00tServerError, Gr00tTimeoutError
+
+    assert issubclass(Gr00tCodecError, kit.RemoteCodecError) and issubclass(Gr00tServerError, kit.RemoteServerError)
+    assert issubclass(Gr00tTimeoutError, kit.RemoteTimeoutError)
+    err = Gr00tServerError("boom", endpoint="get_action", address="a:1")
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.message, back.endpoint, back.address, str(back)) == ("boom", "get_action", "a:1", str(err))
+    late = Gr00tTimeoutError("late", host="a", port=1, endpoint="ping", attempts=3, elapsed_s=1.0)
+    back = pickle.loads(pickle.dumps(late))
+    assert (back.host, back.port, back.attempts, str(back)) == ("a", 1, 3, "late")

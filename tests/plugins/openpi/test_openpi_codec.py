@@ -168,3 +168,18 @@ def test_bytes_equal_to_openpi_client_packer() -> None:
         np.testing.assert_array_equal(theirs[key], obs[key])
         np.testing.assert_array_equal(ours[key], obs[key])
     assert ours["step"] == theirs["step"] == 3 and type(ours["step"]) is np.int32
+
+
+def test_openpi_errors_are_the_kits():
+    import pickle
+
+    from arena.remote import errors as kit
+    from arena_openpi.errors import OpenpiAuthError, OpenpiCodecError, OpenpiConnectionError, OpenpiServerError
+
+    assert issubclass(OpenpiCodecError, kit.RemoteCodecError) and issubclass(OpenpiAuthError, kit.RemoteAuthError)
+    assert issubclass(OpenpiConnectionError, kit.RemoteConnectionError)
+    err = OpenpiServerError("Traceback: boom", endpoint="ws://a:1")
+    back = pickle.loads(pickle.dumps(err))
+    assert (
+        isinstance(err, kit.RemoteServerError) and back.server_traceback == "Traceback: boom" and str(back) == str(err)
+    )

@@ -7,6 +7,15 @@ them.
 
 from __future__ import annotations
 
+from arena.remote.errors import (
+    RemoteCodecError,
+    RemoteConnectionError,
+    RemoteError,
+    RemoteProtocolError,
+    RemoteServerError,
+    RemoteTimeoutError,
+)
+
 __all__ = [
     "Gr00tError",
     "Gr00tCodecError",
@@ -18,15 +27,15 @@ __all__ = [
 ]
 
 
-class Gr00tError(Exception):
+class Gr00tError(RemoteError):
     """Base class of every error raised by arena_gr00t."""
 
 
-class Gr00tProtocolError(Gr00tError):
+class Gr00tProtocolError(Gr00tError, RemoteProtocolError):
     """The peer sent something that does not follow the GR00T wire protocol."""
 
 
-class Gr00tCodecError(Gr00tProtocolError, ValueError):
+class Gr00tCodecError(Gr00tProtocolError, RemoteCodecError):
     """A message could not be encoded or decoded (bad msgpack, bad npy, unsupported type)."""
 
 
@@ -45,7 +54,7 @@ class Gr00tMessageTooLargeError(Gr00tCodecError):
         return (type(self), (self.size, self.limit))
 
 
-class Gr00tServerError(Gr00tError):
+class Gr00tServerError(Gr00tError, RemoteServerError):
     """The server answered `{"error": message}`; `message` is the server's text verbatim."""
 
     def __init__(self, message: str, *, endpoint: str = "", address: str = "") -> None:
@@ -53,13 +62,13 @@ class Gr00tServerError(Gr00tError):
         self.endpoint = endpoint
         self.address = address
         where = f" ({address}, endpoint {endpoint!r})" if address or endpoint else ""
-        super().__init__(f"GR00T server error{where}: {message}")
+        Exception.__init__(self, f"GR00T server error{where}: {message}")
 
     def __reduce__(self):
         return (_rebuild, (type(self), (self.message,), {"endpoint": self.endpoint, "address": self.address}))
 
 
-class Gr00tConnectionError(Gr00tError, ConnectionError):
+class Gr00tConnectionError(Gr00tError, RemoteConnectionError):
     """No usable reply from a server after all attempts (unreachable, dead, or too slow)."""
 
     def __init__(
@@ -78,7 +87,7 @@ class Gr00tConnectionError(Gr00tError, ConnectionError):
         self.attempts = attempts
         self.elapsed_s = elapsed_s
         # A single argument keeps OSError from reinterpreting it as (errno, strerror).
-        super().__init__(message)
+        Exception.__init__(self, message)
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -94,7 +103,7 @@ class Gr00tConnectionError(Gr00tError, ConnectionError):
         return (_rebuild, (type(self), self.args[:1], kwargs))
 
 
-class Gr00tTimeoutError(Gr00tConnectionError, TimeoutError):
+class Gr00tTimeoutError(Gr00tConnectionError, RemoteTimeoutError):
     """The server did not reply within the timeout (it may be busy, dead, or unreachable)."""
 
 
