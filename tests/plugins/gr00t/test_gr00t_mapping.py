@@ -337,3 +337,25 @@ def test_history_buffer_follows_delta_indices_with_partial_reset():
     deep = FrameHistory(2, [-3, -1, 0])
     deep.frames(np.array([1]), np.array([[5.0]]))
     np.testing.assert_array_equal(deep.frames(np.array([1]), np.array([[6.0]])), [[[5.0], [5.0], [6.0]]])
+
+
+def test_mapping_flag_takes_a_packaged_name_or_a_path(tmp_path):
+    from arena_gr00t.mapping import packaged_mapping
+    from arena_gr00t.policy import Gr00tConfig, Gr00tPolicy
+
+    spec = EnvSpec(
+        name="t/x",
+        embodiment="point2d",
+        cameras={},
+        state_groups={"position": ("x", "y")},
+        action_groups=(ActionGroup("move", ("dx", "dy"), low=[-1, -1], high=[1, 1]),),
+        tasks=(Task("x", "go"),),
+        max_episode_steps=5,
+    )
+    by_name = Gr00tPolicy(Gr00tConfig(mapping="sawyer"), spec, 1)._mapping()
+    assert "sawyer" in by_name.source
+    path = tmp_path / "m.toml"
+    path.write_text(packaged_mapping("point2d").read_text())
+    assert Gr00tPolicy(Gr00tConfig(mapping=str(path)), spec, 1)._mapping().source == str(path)
+    with pytest.raises(ConfigError, match="neither a packaged mapping"):
+        Gr00tPolicy(Gr00tConfig(mapping="nope"), spec, 1)._mapping()

@@ -208,7 +208,7 @@ def test_unreachable_server_names_host_and_port(spec):
 def test_missing_mapping_file_is_a_problem(spec, tmp_path):
     with Gr00tPolicy(Gr00tConfig(mapping=str(tmp_path / "none.toml")), spec, 1) as policy:
         problems = policy.describe().problems
-    assert problems and "--mapping: cannot read" in problems[0]
+    assert problems and "is neither a packaged mapping (sawyer, point2d) nor a file" in problems[0]
 
 
 def test_token_is_sent_and_redacted_in_results(tmp_path, monkeypatch, spec):

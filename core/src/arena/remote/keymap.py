@@ -39,7 +39,7 @@ from arena.remote.mapfile import MappingError, MappingFile
 
 __all__ = ["ImageEntry", "StateEntry", "KeyMapping", "resolve_named_mapping", "mapping_for"]
 
-K = TypeVar("K", bound="KeyMapping")
+K = TypeVar("K", bound=MappingFile)
 
 _TOP = ("name", "description", "prompt_key", "images", "state", "actions")
 _IMAGE = ("camera", "size", "rotate180")
@@ -142,7 +142,7 @@ class KeyMapping(MappingFile):
 
 
 def resolve_named_mapping(cls: type[K], value: str, packaged: Mapping[str, Any]) -> K:
-    """``--mapping NAME|PATH``: a packaged mapping (``packaged[NAME]``, a resource) or a TOML file."""
+    """``--mapping NAME|PATH`` for any mapping class: a packaged mapping (``packaged[NAME]``) or a TOML file."""
     if value in packaged and not Path(value).exists():
         return cls.load(packaged[value], f"--mapping {value}")
     if not Path(value).exists():

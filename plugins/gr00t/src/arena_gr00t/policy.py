@@ -25,12 +25,13 @@ import numpy as np
 from arena.contract import ActionChunk, EnvSpec, Observation
 from arena.errors import ArenaError, PolicyError
 from arena.policy import Policy, PolicyDescription
+from arena.remote.keymap import resolve_named_mapping
 from arena.remote.policy import remote_fields
 from arena.validators import at_least, one_of
 from arena_gr00t.client import Gr00tClient
 from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES
 from arena_gr00t.errors import Gr00tError, Gr00tServerError
-from arena_gr00t.mapping import Gr00tMapping
+from arena_gr00t.mapping import PACKAGED_MAPPINGS, Gr00tMapping, packaged_mapping
 from arena_gr00t.translator import FORMS, Translator
 from arena_gr00t.transport import DEFAULT_PORT, host_label, parse_hosts
 
@@ -46,6 +47,7 @@ _F = remote_fields(
     "GR00T",
     DEFAULT_PORT,
     TOKEN_ENV,
+    tuple(PACKAGED_MAPPINGS),
     timeout_s=10.0,
     spread="each batch is split across them",
     token_help="API token sent in every request (the server's api_token)",
@@ -151,7 +153,8 @@ class Gr00tPolicy(Policy):
 
     def _mapping(self) -> Gr00tMapping:
         if self.config.mapping:
-            return Gr00tMapping.from_file(self.config.mapping)
+            packaged = {name: packaged_mapping(name) for name in PACKAGED_MAPPINGS}
+            return resolve_named_mapping(Gr00tMapping, self.config.mapping, packaged)
         return Gr00tMapping.registered(self.env_spec)
 
     def _prepare(self) -> list[str]:
