@@ -137,7 +137,7 @@ def hostile(rng: random.Random, valid: bytes, tag: str, limit: int) -> bytes:
 def gr00t_campaign(messages: int, seed: int = 0, limit: int = 2**20) -> Report:
     import zmq
 
-    from arena_gr00t.codec import encode
+    from arena_gr00t.wire.codec import encode
 
     port = free_port()
     cmd = [*_bin_script("arena-gr00t"), "serve", "--policy", "zero", "--env", "debug/reach", "--port", str(port),
@@ -224,7 +224,7 @@ def openpi_campaign(messages: int, seed: int = 0, limit: int = 2**20) -> Report:
     import websockets.sync.client as wsc
 
     from arena_openpi import healthz
-    from arena_openpi.codec import decode, encode
+    from arena_openpi.wire.codec import decode, encode
 
     port = free_port()
     cmd = [*_bin_script("arena-openpi"), "serve", "--policy", "zero", "--env", "debug/reach", "--port", str(port),

@@ -10,13 +10,13 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arena.wire.msgpack_limits import WireLimitError, peek_str, scan
-from arena_gr00t.codec import decode as gr00t_decode
-from arena_gr00t.codec import ndarray_to_npy, npy_to_ndarray
-from arena_gr00t.errors import Gr00tCodecError
-from arena_openpi.codec import decode as openpi_decode
-from arena_openpi.codec import encode as openpi_encode
-from arena_openpi.errors import OpenpiCodecError
+from arena.remote.msgpack_limits import WireLimitError, peek_str, scan
+from arena_gr00t.wire.codec import decode as gr00t_decode
+from arena_gr00t.wire.codec import ndarray_to_npy, npy_to_ndarray
+from arena_gr00t.wire.errors import Gr00tCodecError
+from arena_openpi.wire.codec import decode as openpi_decode
+from arena_openpi.wire.codec import encode as openpi_encode
+from arena_openpi.wire.errors import OpenpiCodecError
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: bytes a decode may allocate beyond its input: a bounded number of small objects

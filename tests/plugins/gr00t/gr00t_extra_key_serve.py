@@ -9,7 +9,7 @@ import sys
 
 import arena_gr00t.serve as serve
 from arena_gr00t.cli import main
-from arena_gr00t.codec import ModalityConfig
+from arena_gr00t.wire.codec import ModalityConfig
 
 _derive = serve.modality_config_for
 

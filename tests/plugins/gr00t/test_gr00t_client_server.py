@@ -21,7 +21,7 @@ from arena_gr00t import (
     ModalityConfig,
     nested_to_flat,
 )
-from arena_gr00t.errors import Gr00tMessageTooLargeError
+from arena_gr00t.wire.errors import Gr00tMessageTooLargeError
 
 pytestmark = pytest.mark.timeout(20)
 

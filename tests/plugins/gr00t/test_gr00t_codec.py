@@ -18,7 +18,7 @@ from arena_gr00t import (
     decode,
     encode,
 )
-from arena_gr00t.codec import ndarray_to_npy, npy_to_ndarray
+from arena_gr00t.wire.codec import ndarray_to_npy, npy_to_ndarray
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -362,7 +362,7 @@ def test_gr00t_errors_are_the_kits_and_keep_their_attributes_across_pickling():
     import pickle
 
     from arena.remote import errors as kit
-    from arena_gr00t.errors import Gr00tCodecError, Gr00tServerError, Gr00tTimeoutError
+    from arena_gr00t.wire.errors import Gr00tCodecError, Gr00tServerError, Gr00tTimeoutError
 
     assert issubclass(Gr00tCodecError, kit.RemoteCodecError) and issubclass(Gr00tServerError, kit.RemoteServerError)
     assert issubclass(Gr00tTimeoutError, kit.RemoteTimeoutError)

@@ -109,7 +109,7 @@ def test_server_killed_mid_evaluation_and_restarted(tmp_path, expert_outcomes, c
             restarter.append(threading.Thread(target=restart, daemon=True))
             restarter[0].start()
 
-    caplog.set_level(logging.WARNING, logger="arena_gr00t.client")
+    caplog.set_level(logging.WARNING, logger="arena_gr00t.wire.client")
     try:
         summary = arena.evaluate(
             "gr00t",

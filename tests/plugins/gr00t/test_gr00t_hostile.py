@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import zmq
 
-from arena_gr00t import Gr00tClient, Gr00tServer, codec
-from arena_gr00t.codec import decode, encode, ndarray_to_npy, npy_to_ndarray
-from arena_gr00t.errors import Gr00tCodecError, Gr00tTimeoutError
+from arena_gr00t import Gr00tClient, Gr00tServer
 from arena_gr00t.server import RCVHWM, UNAUTHORIZED
-from arena_gr00t.transport import FRAME_SLACK
+from arena_gr00t.wire import codec
+from arena_gr00t.wire.codec import decode, encode, ndarray_to_npy, npy_to_ndarray
+from arena_gr00t.wire.errors import Gr00tCodecError, Gr00tTimeoutError
+from arena_gr00t.wire.transport import FRAME_SLACK
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -288,7 +289,7 @@ def test_a_token_sent_to_a_server_without_one_is_warned_about(caplog) -> None:  
 
 def test_a_container_as_a_top_level_key_is_a_malformed_request_not_a_crash() -> None:
     """Found by bench/fuzz_servers.py: the token peek raised on a map key that is itself a map."""
-    from arena.wire.msgpack_limits import peek_str
+    from arena.remote.msgpack_limits import peek_str
 
     message = b"\x82\x81\xa1a\x01\xa1b\xa8endpoint\xa4ping"  # {{"a": 1}: "b", "endpoint": "ping"}
     assert peek_str(message, "api_token") is None

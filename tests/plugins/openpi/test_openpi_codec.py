@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arena_openpi.codec import decode, encode
-from arena_openpi.errors import OpenpiCodecError, OpenpiMessageTooLargeError
+from arena_openpi.wire.codec import decode, encode
+from arena_openpi.wire.errors import OpenpiCodecError, OpenpiMessageTooLargeError
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -174,7 +174,7 @@ def test_openpi_errors_are_the_kits():
     import pickle
 
     from arena.remote import errors as kit
-    from arena_openpi.errors import OpenpiAuthError, OpenpiCodecError, OpenpiConnectionError, OpenpiServerError
+    from arena_openpi.wire.errors import OpenpiAuthError, OpenpiCodecError, OpenpiConnectionError, OpenpiServerError
 
     assert issubclass(OpenpiCodecError, kit.RemoteCodecError) and issubclass(OpenpiAuthError, kit.RemoteAuthError)
     assert issubclass(OpenpiConnectionError, kit.RemoteConnectionError)

@@ -14,9 +14,9 @@ import pytest
 from openpi_test_servers import ServerFactory
 
 from arena_openpi import OpenpiServer
-from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES, decode, encode
-from arena_openpi.errors import OpenpiCodecError, OpenpiConnectionError
 from arena_openpi.pool import OpenpiPool
+from arena_openpi.wire.codec import DEFAULT_MAX_MESSAGE_BYTES, decode, encode
+from arena_openpi.wire.errors import OpenpiCodecError, OpenpiConnectionError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,8 +9,8 @@ gathered later, so shards step in parallel and the loop overlaps them
 with policy queries (:meth:`step_async` / :meth:`ready` / :meth:`wait`).
 Ray places, starts, watches and kills the shards.
 
-Faults: a shard that dies (SIGKILL, node removed, an exception escaping the
-env: Ray reports the death through the shard's pending ``watch`` call) or
+Faults: a shard that dies (SIGKILL, node removed: Ray reports the death
+through the shard's pending ``watch`` call), fails outside its env, or
 does not answer within ``shard_timeout_s`` is killed and
 replaced by a fresh actor, and every episode it was running comes back as
 LOST (``StepResult.lost``): the loop re-runs it with its seed. Slots of a
@@ -18,7 +18,8 @@ replaced shard are invalid until their next reset, so an episode whose
 slot was idle when its shard died is lost too, never continued on a fresh
 simulator. Ray's own restarts and task retries are off (``max_restarts=0``,
 ``max_task_retries=0``): a retried step would run on a fresh actor whose
-env was never reset.
+env was never reset. An exception raised by the env itself is what it is on
+one host: an env failure of the call's episodes, recorded at once.
 """
 
 from __future__ import annotations
@@ -261,6 +262,12 @@ class RayVectorEnv(ChunkNativeEnv):
         lost = np.zeros(n, bool)
         replies = self._fetch(call)
         for part, reply in zip(call.parts, replies):
+            if isinstance(reply, str):  # the env raised: these episodes fail, as on one host
+                for p in part.positions.tolist():
+                    errors[p] = reply
+                if call.kind == "reset":
+                    self.valid[ids[part.positions]] = False
+                continue
             if reply is None:
                 lost[part.positions] = True
                 for p in part.positions.tolist():
@@ -280,9 +287,9 @@ class RayVectorEnv(ChunkNativeEnv):
             ids, success, errors, self._obs, None if call.kind == "reset" else steps, lost if lost.any() else None
         )
 
-    def _fetch(self, call: _Call) -> list[ShardReply | None]:
-        """The replies of a call's parts; None for lost parts (their shard is replaced)."""
-        out: list[ShardReply | None] = []
+    def _fetch(self, call: _Call) -> list[ShardReply | str | None]:
+        """The replies of a call's parts; the env's error text when it raised; None for lost parts."""
+        out: list[ShardReply | str | None] = []
         for part in call.parts:
             if part.lost is None:
                 shard = self.shards[part.shard]
@@ -297,6 +304,9 @@ class RayVectorEnv(ChunkNativeEnv):
                     status, payload = shard.link.take(part.seq)
                     if status == b"ok":
                         out.append(unpack_reply(payload, self._dims, self.spec.cameras))
+                        continue
+                    if status == b"raised":
+                        out.append(payload.decode(errors="replace"))
                         continue
                     part.lost = f"{shard.where} failed: {payload.decode(errors='replace')[:500]}"
                 elif shard.dead is not None:

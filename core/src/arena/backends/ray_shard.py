@@ -36,10 +36,14 @@ from arena.env import StepResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EnvShard", "MAX_CALL_BYTES"]
+__all__ = ["EnvShard", "EnvCallError", "MAX_CALL_BYTES"]
 
 #: the largest call message a shard accepts (a chunk of actions for K slots is far smaller)
 MAX_CALL_BYTES = 16 * 1024 * 1024
+
+
+class EnvCallError(Exception):
+    """The env raised inside a call: an env failure of the call's episodes, as on one host."""
 
 
 def _node_address() -> str:
@@ -132,6 +136,8 @@ class EnvShard:
                     continue
                 try:
                     status, payload = b"ok", self.call(frames[3])
+                except EnvCallError as exc:  # the env raised: an env failure of these episodes
+                    status, payload = b"raised", str(exc).encode()
                 except Exception as exc:  # noqa: BLE001 - the coordinator replaces the shard
                     log.exception("shard call failed")
                     status, payload = b"fail", f"{type(exc).__name__}: {exc}".encode()
@@ -158,13 +164,16 @@ class EnvShard:
         """Run one packed call (:mod:`arena.backends.ray_codec`) on this shard's slots."""
         c = unpack_call(message)
         ids, render = c["ids"], c["render"]
-        if c["kind"] == "reset":
-            res = self.env.reset(ids, c["episodes"], render)
-        elif c["kind"] == "step":
-            res = self.env.step_chunk(ids, c["actions"], c["counts"], render)
-        elif c["kind"] == "observe":
-            obs = self.env.observe(ids, render)
-            res = StepResult(np.asarray(ids, np.int64), np.zeros(len(ids), bool), [None] * len(ids), obs)
-        else:
-            raise ValueError(f"unknown shard call {c['kind']!r}")
+        try:
+            if c["kind"] == "reset":
+                res = self.env.reset(ids, c["episodes"], render)
+            elif c["kind"] == "step":
+                res = self.env.step_chunk(ids, c["actions"], c["counts"], render)
+            elif c["kind"] == "observe":
+                obs = self.env.observe(ids, render)
+                res = StepResult(np.asarray(ids, np.int64), np.zeros(len(ids), bool), [None] * len(ids), obs)
+            else:
+                raise ValueError(f"unknown shard call {c['kind']!r}")
+        except Exception as exc:  # noqa: BLE001 - the loop records it as it does on one host
+            raise EnvCallError(f"{type(exc).__name__}: {exc}") from exc
         return pack_reply(res, ids, render, c["kind"] == "reset", self.env.render_count())

@@ -10,9 +10,10 @@ arena integration (import the modules): the `gr00t` policy family (`policy`), ma
 entry point (`plugin`). See docs/gr00t.md.
 """
 
-from arena_gr00t.client import Gr00tClient, build_request
-from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ActionConfig, ModalityConfig, decode, encode
-from arena_gr00t.errors import (
+from arena_gr00t.server import Gr00tHandler, Gr00tServer
+from arena_gr00t.wire.client import Gr00tClient, build_request
+from arena_gr00t.wire.codec import DEFAULT_MAX_MESSAGE_BYTES, ActionConfig, ModalityConfig, decode, encode
+from arena_gr00t.wire.errors import (
     Gr00tCodecError,
     Gr00tConnectionError,
     Gr00tError,
@@ -21,7 +22,7 @@ from arena_gr00t.errors import (
     Gr00tServerError,
     Gr00tTimeoutError,
 )
-from arena_gr00t.observation import (
+from arena_gr00t.wire.observation import (
     action_to_flat,
     action_to_nested,
     batch_size,
@@ -32,8 +33,7 @@ from arena_gr00t.observation import (
     slice_batch,
     split_ranges,
 )
-from arena_gr00t.server import Gr00tHandler, Gr00tServer
-from arena_gr00t.transport import DEFAULT_PORT, parse_host, parse_hosts
+from arena_gr00t.wire.transport import DEFAULT_PORT, parse_host, parse_hosts
 
 __version__ = "0.1.0"
 

@@ -28,12 +28,12 @@ from arena.policy import Policy, PolicyDescription
 from arena.remote.keymap import resolve_named_mapping
 from arena.remote.policy import remote_fields
 from arena.validators import at_least, one_of
-from arena_gr00t.client import Gr00tClient
-from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES
-from arena_gr00t.errors import Gr00tError, Gr00tServerError
 from arena_gr00t.mapping import PACKAGED_MAPPINGS, Gr00tMapping, packaged_mapping
 from arena_gr00t.translator import FORMS, Translator
-from arena_gr00t.transport import DEFAULT_PORT, host_label, parse_hosts
+from arena_gr00t.wire.client import Gr00tClient
+from arena_gr00t.wire.codec import DEFAULT_MAX_MESSAGE_BYTES
+from arena_gr00t.wire.errors import Gr00tError, Gr00tServerError
+from arena_gr00t.wire.transport import DEFAULT_PORT, host_label, parse_hosts
 
 __all__ = ["Gr00tConfig", "Gr00tPolicy", "TOKEN_ENV"]
 

@@ -30,13 +30,13 @@ from arena.contract import EnvSpec, Observation
 from arena.errors import ContractError
 from arena.remote.serving import ServedPolicy, add_server_arguments, serve_main
 from arena.validators import int_arg
-from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig
-from arena_gr00t.errors import Gr00tError
-from arena_gr00t.observation import flat_to_nested, is_flat
 from arena_gr00t.policy import TOKEN_ENV
 from arena_gr00t.server import Gr00tServer
 from arena_gr00t.translator import shape_text
-from arena_gr00t.transport import DEFAULT_PORT
+from arena_gr00t.wire.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig
+from arena_gr00t.wire.errors import Gr00tError
+from arena_gr00t.wire.observation import flat_to_nested, is_flat
+from arena_gr00t.wire.transport import DEFAULT_PORT
 
 __all__ = ["LANGUAGE_KEY", "VIDEO_KEYS", "ServedGr00tHandler", "modality_config_for", "serve"]
 

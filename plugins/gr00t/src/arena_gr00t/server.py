@@ -15,7 +15,7 @@ Memory: libzmq cuts off any message over `max_message_bytes` plus a 64 KiB slack
 (ZMQ_MAXMSGSIZE: that peer's connection is dropped, no reply is possible; within the slack
 the peer gets a "Request too large" error reply) and queues at most `RCVHWM` messages per peer,
 so a message can cost at most its size; the request's structure is checked before it is
-decoded (:mod:`arena.wire.msgpack_limits`), and with a token configured, the token is
+decoded (:mod:`arena.remote.msgpack_limits`), and with a token configured, the token is
 compared before anything else is decoded, so unauthenticated peers get no expensive work.
 """
 
@@ -32,10 +32,10 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import zmq
 
-from arena.wire.msgpack_limits import WireLimitError, peek_str, scan
-from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig, decode, encode
-from arena_gr00t.errors import Gr00tCodecError, Gr00tError, Gr00tMessageTooLargeError
-from arena_gr00t.transport import DEFAULT_PORT, FRAME_SLACK, host_label, zmq_address
+from arena.remote.msgpack_limits import WireLimitError, peek_str, scan
+from arena_gr00t.wire.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig, decode, encode
+from arena_gr00t.wire.errors import Gr00tCodecError, Gr00tError, Gr00tMessageTooLargeError
+from arena_gr00t.wire.transport import DEFAULT_PORT, FRAME_SLACK, host_label, zmq_address
 
 __all__ = ["Gr00tHandler", "Gr00tServer", "UNAUTHORIZED", "RCVHWM"]
 

@@ -27,9 +27,9 @@ from arena.arrays import take_rows, to_numpy
 from arena.contract import EnvSpec, Observation
 from arena.errors import PolicyError
 from arena.images import resize_with_pad
-from arena_gr00t.codec import ModalityConfig
 from arena_gr00t.mapping import Gr00tMapping, VectorEntry
-from arena_gr00t.observation import action_to_nested
+from arena_gr00t.wire.codec import ModalityConfig
+from arena_gr00t.wire.observation import action_to_nested
 
 __all__ = ["FORMS", "FrameHistory", "Translator", "keys_are_prefixed", "shape_text"]
 

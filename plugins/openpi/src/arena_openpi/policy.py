@@ -31,12 +31,12 @@ from arena.futures import completed, gather
 from arena.policy import Policy, PolicyDescription
 from arena.remote.policy import remote_fields
 from arena.validators import at_least
-from arena_openpi.client import DEFAULT_PORT, _endpoint, healthz
-from arena_openpi.errors import OpenpiError, OpenpiServerError
 from arena_openpi.layout import ServedLayout
 from arena_openpi.mapping import OpenpiMapping, resolve_mapping
 from arena_openpi.pool import OpenpiPool, parse_hosts
 from arena_openpi.translator import Translator, shape_text
+from arena_openpi.wire.client import DEFAULT_PORT, _endpoint, healthz
+from arena_openpi.wire.errors import OpenpiError, OpenpiServerError
 
 __all__ = ["API_KEY_ENV", "OpenpiConfig", "OpenpiPolicy"]
 

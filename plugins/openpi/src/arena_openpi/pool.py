@@ -21,8 +21,8 @@ import attrs
 
 from arena.remote import hosts as _hosts
 from arena.remote.hosts import HostSpec
-from arena_openpi.client import DEFAULT_PORT, OpenpiClient, _endpoint
-from arena_openpi.errors import OpenpiAuthError, OpenpiConnectionError, OpenpiTimeoutError
+from arena_openpi.wire.client import DEFAULT_PORT, OpenpiClient, _endpoint
+from arena_openpi.wire.errors import OpenpiAuthError, OpenpiConnectionError, OpenpiTimeoutError
 
 __all__ = ["HostSpec", "OpenpiPool", "parse_hosts"]
 

@@ -27,12 +27,12 @@ from arena.contract import Observation
 from arena.errors import ContractError
 from arena.remote.serving import ServedPolicy, add_server_arguments, serve_main
 from arena.validators import int_arg
-from arena_openpi.client import DEFAULT_PORT
-from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES
 from arena_openpi.layout import ACTIONS_KEY, PROMPT_KEY, ServedLayout, build_layout
 from arena_openpi.policy import API_KEY_ENV
 from arena_openpi.server import OpenpiServer, write_port_file
 from arena_openpi.translator import shape_text
+from arena_openpi.wire.client import DEFAULT_PORT
+from arena_openpi.wire.codec import DEFAULT_MAX_MESSAGE_BYTES
 
 __all__ = ["IMAGE_KEYS", "ServedOpenpiPolicy", "serve", "serve_command"]
 

@@ -44,8 +44,8 @@ import websockets.asyncio.server as ws_server
 from websockets.frames import CloseCode
 
 from arena.validators import PORT_RANGE, int_arg
-from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES, decode, encode
-from arena_openpi.errors import OpenpiProtocolError
+from arena_openpi.wire.codec import DEFAULT_MAX_MESSAGE_BYTES, decode, encode
+from arena_openpi.wire.errors import OpenpiProtocolError
 
 __all__ = ["InferFn", "OpenpiServer", "SupportsInfer", "main"]
 

@@ -38,8 +38,8 @@ import websockets
 import websockets.sync.client
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from arena_openpi.codec import DEFAULT_MAX_MESSAGE_BYTES, decode, encode
-from arena_openpi.errors import (
+from arena_openpi.wire.codec import DEFAULT_MAX_MESSAGE_BYTES, decode, encode
+from arena_openpi.wire.errors import (
     OpenpiAuthError,
     OpenpiConnectionError,
     OpenpiError,

@@ -18,16 +18,16 @@ from typing import Any
 import zmq
 
 from arena.remote.retry import RetryPolicy
-from arena_gr00t.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig, decode, encode
-from arena_gr00t.errors import (
+from arena_gr00t.wire.codec import DEFAULT_MAX_MESSAGE_BYTES, ModalityConfig, decode, encode
+from arena_gr00t.wire.errors import (
     Gr00tConnectionError,
     Gr00tMessageTooLargeError,
     Gr00tProtocolError,
     Gr00tServerError,
     Gr00tTimeoutError,
 )
-from arena_gr00t.observation import batch_size, concat_batches, slice_batch, split_ranges
-from arena_gr00t.transport import (
+from arena_gr00t.wire.observation import batch_size, concat_batches, slice_batch, split_ranges
+from arena_gr00t.wire.transport import (
     HostPort,
     Transport,
     TransportError,

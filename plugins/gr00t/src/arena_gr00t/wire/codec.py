@@ -31,8 +31,8 @@ import attrs
 import msgpack
 import numpy as np
 
-from arena.wire.msgpack_limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_OBJECTS, WireLimitError, scan
-from arena_gr00t.errors import Gr00tCodecError, Gr00tMessageTooLargeError
+from arena.remote.msgpack_limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_OBJECTS, WireLimitError, scan
+from arena_gr00t.wire.errors import Gr00tCodecError, Gr00tMessageTooLargeError
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -457,7 +457,7 @@ def decode(
     """Unpack one GR00T message, refusing messages over `max_message_bytes` (None: no limit).
 
     Before anything is built, the message's structure is checked (at most `max_objects`
-    values, bounded nesting: :mod:`arena.wire.msgpack_limits`), so what a decode allocates
+    values, bounded nesting: :mod:`arena.remote.msgpack_limits`), so what a decode allocates
     is bounded by the message's size, not amplified by it. Arrays are read-only views over
     the decoded bytes unless `writable_arrays` (one more copy).
     """

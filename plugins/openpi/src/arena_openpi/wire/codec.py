@@ -23,8 +23,8 @@ from typing import Any, Final
 import msgpack
 import numpy as np
 
-from arena.wire.msgpack_limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_OBJECTS, WireLimitError, scan
-from arena_openpi.errors import OpenpiCodecError, OpenpiMessageTooLargeError
+from arena.remote.msgpack_limits import DEFAULT_MAX_DEPTH, DEFAULT_MAX_OBJECTS, WireLimitError, scan
+from arena_openpi.wire.errors import OpenpiCodecError, OpenpiMessageTooLargeError
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -155,7 +155,7 @@ def decode(
     ``max_bytes`` bounds the message size (``None``: no limit, as upstream); a larger message
     raises :class:`OpenpiMessageTooLargeError` before anything is allocated. The structure is
     checked before decoding (at most ``max_objects`` values, bounded nesting), so a decode
-    allocates at most about the message's size (:mod:`arena.wire.msgpack_limits`).
+    allocates at most about the message's size (:mod:`arena.remote.msgpack_limits`).
     """
     size = len(data) if not isinstance(data, memoryview) else data.nbytes
     if max_bytes is not None and size > max_bytes:
