@@ -58,3 +58,13 @@ def test_an_undecodable_call_is_a_shard_failure_and_a_wrong_token_is_dropped(sha
     assert status == b"fail"
     link.sock.send_multipart([b"x" * 32, (99).to_bytes(8, "little"), b""])
     assert not link.sock.poll(300)
+
+
+def test_resource_requests_become_ray_actor_options_with_retries_off() -> None:
+    from arena.backends import parse_resources
+    from arena.backends.ray_env import actor_options
+
+    opts = actor_options(parse_resources('{"GPU": 0.5, "sim": 1}'))
+    assert (opts["num_cpus"], opts["num_gpus"], opts["resources"]) == (1.0, 0.5, {"sim": 1.0})
+    assert opts["max_restarts"] == 0 and opts["max_task_retries"] == 0
+    assert actor_options(parse_resources('{"CPU": 0, "sim": 2}'))["num_cpus"] == 0.0
