@@ -140,3 +140,17 @@ def test_close_waits_for_requests_in_flight() -> None:
     started.wait(5)
     p.close()
     assert f.result(1) == 1
+
+
+def test_a_timeout_fails_the_request_but_does_not_mark_the_replica_down() -> None:
+    from arena.remote.errors import RemoteTimeoutError
+
+    p, _, _ = pool(["a"])
+
+    def slow(c):
+        raise RemoteTimeoutError("no reply in time")
+
+    with p:
+        with pytest.raises(RemoteTimeoutError):
+            p.submit(slow).result(10)
+        assert not p.down and p.submit(lambda c: c.ask(1)).result(10) == ("a", 2)

@@ -8,6 +8,7 @@ the first connection to free up. A request whose replica fails with a connection
 (after the connection's own retries: one reconnect window) is retried once on another live
 replica, and that replica is marked down for good: later requests do not each wait out a
 window on it. When no replica is left, requests fail at once naming every replica's cause.
+A timeout is the request's failure, not the replica's (a slow answer is not a dead server).
 """
 
 from __future__ import annotations
@@ -136,9 +137,9 @@ class ReplicaPool(Generic[C]):
                 return
             try:
                 result = job.request(conn.conn)
-            except RemoteAuthError as exc:
+            except (RemoteAuthError, TimeoutError) as exc:  # a refusal, or a slow answer: not a dead replica
                 self._done(conn, job, exc=exc)
-            except (ConnectionError, TimeoutError) as exc:
+            except ConnectionError as exc:
                 self._lost(conn, job, exc)
             except BaseException as exc:  # noqa: BLE001 - the caller's future carries it
                 self._done(conn, job, exc=exc)
