@@ -15,7 +15,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def shard():
+def shard(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LP_NUM_THREADS", "1")  # what a shard sets for itself; restored for the other tests
     s = EnvShard()
     info = s.start("debug/reach", None, 2, 1.0, b"k" * 32)
     ctx = zmq.Context()
@@ -68,3 +69,11 @@ def test_resource_requests_become_ray_actor_options_with_retries_off() -> None:
     assert (opts["num_cpus"], opts["num_gpus"], opts["resources"]) == (1.0, 0.5, {"sim": 1.0})
     assert opts["max_restarts"] == 0 and opts["max_task_retries"] == 0
     assert actor_options(parse_resources('{"CPU": 0, "sim": 2}'))["num_cpus"] == 0.0
+
+
+def test_building_a_shard_leaves_the_process_environment_as_it_was(shard) -> None:
+    import os
+
+    from arena.vector import IN_PROCESS_VAR
+
+    assert IN_PROCESS_VAR not in os.environ  # set only while the family built the shard's env

@@ -93,15 +93,21 @@ class EnvShard:
             self._thread.join(30.0)
 
     def _build(self, env_id: str, env_config: Any, num_envs: int, cpus: float) -> None:
-        from arena.vector import IN_PROCESS_VAR
-
-        os.environ[IN_PROCESS_VAR] = "0"
-        # software GL (llvmpipe) would start a render thread per core of the node in every shard
-        os.environ.setdefault("LP_NUM_THREADS", str(max(1, int(cpus))))
         from arena.plugins import load_plugins
         from arena.run import make_env
+        from arena.vector import IN_PROCESS_VAR
 
-        self.env, _ = make_env(load_plugins(), env_id, env_config, num_envs)
+        # software GL (llvmpipe) would start a render thread per core of the node in every shard
+        os.environ.setdefault("LP_NUM_THREADS", str(max(1, int(cpus))))
+        before = os.environ.get(IN_PROCESS_VAR)
+        os.environ[IN_PROCESS_VAR] = "0"  # the family decides at construction: no worker processes here
+        try:
+            self.env, _ = make_env(load_plugins(), env_id, env_config, num_envs)
+        finally:
+            if before is None:
+                os.environ.pop(IN_PROCESS_VAR, None)
+            else:
+                os.environ[IN_PROCESS_VAR] = before
 
     def _serve(
         self, env_id: str, env_config: Any, num_envs: int, cpus: float, token: bytes, started: threading.Event,
