@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import json_numpy
 import numpy as np
 import pytest
+import urllib3
 from arena_openvla.wire.errors import OpenvlaServerError
 from arena_openvla.wire.http import ActConnection
 from openvla_helpers import serve
@@ -29,6 +29,13 @@ def server():
     s = serve("--policy", "expert", "--env", ENV)
     yield s
     s.kill()
+
+
+def post(
+    url: str, content: bytes | str | None = None, json: object = None, timeout: float = 10
+) -> urllib3.BaseHTTPResponse:
+    """A plain client's POST (what OpenVLA's own clients send)."""
+    return urllib3.request("POST", url, body=content, json=json, timeout=timeout, retries=False)
 
 
 def outcomes(records: list) -> list:
@@ -79,9 +86,9 @@ def test_a_stock_style_client_body_is_accepted(server) -> None:
     from arena_metaworld.tasks import instructions
 
     body = {"image": np.zeros((224, 224, 3), np.uint8), "instruction": instructions()["reach-v3"], "proprio": proprio}
-    r = httpx.post(f"http://127.0.0.1:{server.port}/act", content=json_numpy.dumps(body), timeout=10)
-    assert r.status_code == 200 and json_numpy.loads(r.text).shape == (4,)
-    r = httpx.post(f"http://127.0.0.1:{server.port}/act", json={"encoded": json_numpy.dumps(body)}, timeout=10)
+    r = post(f"http://127.0.0.1:{server.port}/act", content=json_numpy.dumps(body))
+    assert r.status == 200 and json_numpy.loads(r.data.decode()).shape == (4,)
+    r = post(f"http://127.0.0.1:{server.port}/act", json={"encoded": json_numpy.dumps(body)})
     assert isinstance(r.json(), str) and json_numpy.loads(r.json()).shape == (4,)
 
 
@@ -90,18 +97,18 @@ def test_hostile_bodies_get_the_error_reply_and_the_server_keeps_serving(server)
     deep = "[" * 10_000 + "]" * 10_000
     obj_dtype = json.dumps({"image": {"__numpy__": "AAAA", "dtype": "|O", "shape": [1]}})
     for content in (b"\xff\xfe", b"not json", deep.encode(), obj_dtype.encode(), b'{"encoded": 5}'):
-        r = httpx.post(url, content=content, timeout=10)
-        assert r.status_code == 200 and r.json() == "error"
-    r = httpx.post(url, content=b"x" * (17 << 20), timeout=30)
-    assert r.status_code == 413
+        r = post(url, content=content)
+        assert r.status == 200 and r.json() == "error"
+    r = post(url, content=b"x" * (17 << 20), timeout=30)
+    assert r.status == 413
     test_a_stock_style_client_body_is_accepted(server)
 
 
 def test_a_token_is_checked_before_the_body_is_read() -> None:
     secured = serve("--policy", "expert", "--env", ENV, env={"OPENVLA_TOKEN": "s3cret"})
     try:
-        r = httpx.post(f"http://127.0.0.1:{secured.port}/act", content=b"x" * 1000, timeout=10)
-        assert r.status_code == 401
+        r = post(f"http://127.0.0.1:{secured.port}/act", content=b"x" * 1000)
+        assert r.status == 401
         conn = ActConnection("127.0.0.1", secured.port, timeout_s=10)
         with pytest.raises(RemoteAuthError, match="refused the token"):
             conn.act({"instruction": "x"})

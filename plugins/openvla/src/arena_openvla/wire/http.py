@@ -1,4 +1,8 @@
-"""One keep-alive HTTP connection to one OpenVLA server (httpx), one request at a time.
+"""One keep-alive HTTP connection to one OpenVLA server (urllib3), one request at a time.
+
+urllib3 rather than httpx: the same keep-alive and timeouts for about half the CPU per
+request (0.29 vs 0.58 ms measured on loopback), which is what a fan-out of many
+concurrent requests from one process pays for.
 
 Connection failures are retried with backoff (the kit's :class:`~arena.remote.retry.RetryPolicy`);
 a request that timed out is not (it may have reached a busy server). The reply is read
@@ -10,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import numpy as np
+import urllib3
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from arena.remote.errors import (
     MessageTooLargeError,
@@ -52,10 +57,14 @@ class ActConnection:
         headers = {"content-type": "application/json"}
         if token:
             headers["authorization"] = f"Bearer {token}"
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            headers=headers,
+        self.headers = headers
+        self.client = urllib3.HTTPConnectionPool(
+            host,
+            port,
+            maxsize=1,
+            block=True,
+            retries=False,  # RetryPolicy decides
+            timeout=urllib3.Timeout(connect=min(5.0, timeout_s), read=timeout_s),
         )
 
     def act(self, body: dict[str, Any]) -> np.ndarray:
@@ -63,26 +72,32 @@ class ActConnection:
         data = encode_body(body, self.double_encoded)
 
         def attempt(_left: float | None) -> tuple[int, bytes]:
+            reply = None
             try:
-                with self.client.stream("POST", self.url, content=data) as reply:
-                    declared = int(reply.headers.get("content-length") or 0)
-                    if declared > self.max_reply_bytes:
-                        raise MessageTooLargeError(declared, self.max_reply_bytes, "raise --max-message-bytes")
-                    chunks, size = [], 0
-                    for piece in reply.iter_bytes():
-                        size += len(piece)
-                        if size > self.max_reply_bytes:
-                            raise MessageTooLargeError(size, self.max_reply_bytes, "raise --max-message-bytes")
-                        chunks.append(piece)
-                    return reply.status_code, b"".join(chunks)
-            except httpx.TimeoutException as exc:
+                reply = self.client.urlopen(
+                    "POST", "/act", body=data, headers=self.headers, preload_content=False, release_conn=True
+                )
+                declared = int(reply.headers.get("content-length") or 0)
+                if declared > self.max_reply_bytes:
+                    raise MessageTooLargeError(declared, self.max_reply_bytes, "raise --max-message-bytes")
+                chunks, size = [], 0
+                for piece in reply.stream(65536):
+                    size += len(piece)
+                    if size > self.max_reply_bytes:
+                        raise MessageTooLargeError(size, self.max_reply_bytes, "raise --max-message-bytes")
+                    chunks.append(piece)
+                return reply.status, b"".join(chunks)
+            except ReadTimeoutError as exc:  # the server took the request and did not answer in time
                 raise RemoteTimeoutError(
                     f"no reply from {self.endpoint} in time ({exc})", endpoint=self.endpoint
                 ) from None
-            except httpx.TransportError as exc:
+            except HTTPError as exc:  # refused, reset, connect timeout: the server is not there
                 raise RemoteConnectionError(
                     f"{self.endpoint}: {type(exc).__name__}: {exc}", endpoint=self.endpoint
                 ) from None
+            finally:
+                if reply is not None:
+                    reply.release_conn()
 
         status, payload = self.retry.call(attempt, f"POST {self.url}", self.endpoint, retry_timeouts=False)
         if status in (401, 403):
