@@ -70,7 +70,9 @@ def test_when_every_replica_is_down_requests_fail_at_once_naming_the_causes() ->
         with pytest.raises(RemoteConnectionError):
             p.submit(lambda c: c.ask(1)).result(10)
         t0 = time.monotonic()
-        with pytest.raises(RemoteConnectionError, match=r"no server replica left: x:1: x is gone; y:1: y is gone"):
+        with pytest.raises(
+            RemoteConnectionError, match=r"remote: no server replica left: x:1: x is gone; y:1: y is gone"
+        ):
             p.submit(lambda c: c.ask(2)).result(10)
         assert time.monotonic() - t0 < 0.5
 

@@ -64,6 +64,7 @@ class ReplicaPool(Generic[C]):
         failover: bool = True,
         close: Callable[[C], None] = lambda c: c.close(),
         name: str = "remote",
+        error: type[RemoteConnectionError] = RemoteConnectionError,
     ) -> None:
         if not replicas:
             raise ValueError("ReplicaPool needs at least one replica")
@@ -72,6 +73,9 @@ class ReplicaPool(Generic[C]):
         self.replicas = list(replicas)
         self.labels = [host_label(h, p) for h, p in self.replicas]
         self.failover = failover
+        self.name = name
+        self._error = error  # the family's connection error class, for the pool's own errors
+        self._rr = 0
         self._close_conn = close
         self._lock = threading.Lock()
         self._pending: deque[_Job] = deque()
@@ -91,7 +95,7 @@ class ReplicaPool(Generic[C]):
         if errors:
             for c in self._conns:
                 self._quiet_close(c.conn)
-            raise RemoteConnectionError(f"{name}: could not connect: {'; '.join(errors)}")
+            raise error(f"{name}: could not open {len(errors)} of {len(targets)} connection(s): {'; '.join(errors)}")
         self._threads = [
             threading.Thread(target=self._run, args=(c,), name=f"{name}-pool-{i}", daemon=True)
             for i, c in enumerate(self._conns)
@@ -119,14 +123,22 @@ class ReplicaPool(Generic[C]):
         if not idle:
             self._pending.append(job)
             return
-        conn = min(idle, key=lambda c: self._in_flight[c.replica])
+        n = len(self._conns)
+        # least in-flight replica first; ties broken round-robin, so sequential requests rotate too
+        conn = min(idle, key=lambda c: (self._in_flight[c.replica], (self._conns.index(c) - self._rr) % n))
+        self._rr = (self._conns.index(conn) + 1) % n
         conn.busy, conn.job = True, job
         self._in_flight[conn.replica] += 1
         conn.wake.set()
 
     def _all_down(self) -> RemoteConnectionError:
         causes = "; ".join(f"{self.labels[r]}: {why}" for r, why in sorted(self.down.items()))
-        return RemoteConnectionError(f"no server replica left: {causes or 'every replica was tried'}")
+        return self._error(f"{self.name}: no server replica left: {causes or 'every replica was tried'}")
+
+    @property
+    def connections(self) -> list[Any]:
+        """Every open connection, replica by replica."""
+        return [c.conn for c in self._conns]
 
     def _run(self, conn: _Conn) -> None:
         while True:
