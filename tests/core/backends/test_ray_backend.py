@@ -289,3 +289,16 @@ def test_a_shard_drops_messages_without_its_token(local_ray: Any) -> None:
         rogue.close(0)
         ctx.term()
         env.close()
+
+
+def test_report_and_compare_read_a_ray_run_as_any_other(local_ray: Any, tmp_path: Path) -> None:
+    from arena.compare import compare_runs
+    from arena.report import write_report
+
+    ray_dir, local_dir = tmp_path / "ray", tmp_path / "local"
+    run(backend="ray", workers=2, write=True, output=ray_dir)
+    run(num_envs=2, write=True, output=local_dir)
+    tasks = compare_runs([str(local_dir), str(ray_dir)]).to_dict()["tasks"]
+    assert tasks and all(t["runs"][0] == t["runs"][1] for t in tasks.values())  # the same episodes, the same stats
+    report = write_report(str(ray_dir), None)
+    assert Path(report).read_text().count("<html") == 1
