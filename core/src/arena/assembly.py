@@ -23,7 +23,7 @@ from arena.env import EpisodeSpec, VectorEnv
 from arena.evaluator import plan_episodes
 from arena.plugins import Plugins, load_plugins, using_plugins
 from arena.policy import Policy, PolicyDescription
-from arena.run import build_config, make_env, make_policy
+from arena.run import build_config, make_policy
 from arena.schedulers import ActionScheduler
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,7 @@ class RunAssembly:
         self, env_id: str, config: Any, num_envs: int, backend: BackendConfig | None = None
     ) -> tuple[VectorEnv, Any]:
         """The vector env of ``env_id`` with ``num_envs`` slots (on ``backend``), and its config instance."""
-        if backend is None or backend.name == "local":
-            return make_env(self.plugins, env_id, config, num_envs)
-        return make_vector_env(self.plugins, env_id, config, num_envs, backend)
+        return make_vector_env(self.plugins, env_id, config, num_envs, backend or BackendConfig())
 
     def spec(self, env_id: str, config: Any) -> EnvSpec:
         """Only the spec of ``env_id`` (a one-slot env is built and closed again)."""

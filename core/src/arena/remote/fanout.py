@@ -39,10 +39,10 @@ class _Job:
 
 
 class _Conn:
-    __slots__ = ("replica", "conn", "busy", "wake", "job")
+    __slots__ = ("replica", "conn", "index", "busy", "wake", "job")
 
-    def __init__(self, replica: int, conn: Any) -> None:
-        self.replica, self.conn = replica, conn
+    def __init__(self, replica: int, conn: Any, index: int) -> None:
+        self.replica, self.conn, self.index = replica, conn, index
         self.busy = False
         self.wake = threading.Event()
         self.job: _Job | None = None
@@ -89,7 +89,7 @@ class ReplicaPool(Generic[C]):
             errors = []
             for (r, _, _), fut in zip(targets, opened):
                 try:
-                    self._conns.append(_Conn(r, fut.result()))
+                    self._conns.append(_Conn(r, fut.result(), len(self._conns)))
                 except Exception as exc:  # noqa: BLE001 - reported together below
                     errors.append(f"{self.labels[r]}: {exc}")
         if errors:
@@ -125,8 +125,8 @@ class ReplicaPool(Generic[C]):
             return
         n = len(self._conns)
         # least in-flight replica first; ties broken round-robin, so sequential requests rotate too
-        conn = min(idle, key=lambda c: (self._in_flight[c.replica], (self._conns.index(c) - self._rr) % n))
-        self._rr = (self._conns.index(conn) + 1) % n
+        conn = min(idle, key=lambda c: (self._in_flight[c.replica], (c.index - self._rr) % n))
+        self._rr = (conn.index + 1) % n
         conn.busy, conn.job = True, job
         self._in_flight[conn.replica] += 1
         conn.wake.set()
