@@ -9,7 +9,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the kit modules a wire layer may use; each of them imports no other arena module
-FREE = {"arena.remote.errors", "arena.remote.hosts", "arena.remote.retry", "arena.remote.msgpack_limits"}
+FREE = {
+    "arena.futures",
+    "arena.remote.errors",
+    "arena.remote.hosts",
+    "arena.remote.retry",
+    "arena.remote.fanout",
+    "arena.remote.msgpack_limits",
+}
 
 
 def _arena_imports(path: Path) -> set[str]:

@@ -156,3 +156,31 @@ def test_a_timeout_fails_the_request_but_does_not_mark_the_replica_down() -> Non
         with pytest.raises(RemoteTimeoutError):
             p.submit(slow).result(10)
         assert not p.down and p.submit(lambda c: c.ask(1)).result(10) == ("a", 2)
+
+
+def test_a_batch_is_split_into_one_contiguous_piece_per_live_replica_in_row_order() -> None:
+    p, calls, _ = pool(["a", "b", "c"], per=1)
+    rows = list(range(7))
+    with p:
+        pieces = p.submit_split(len(rows), lambda c, a, b: [c.ask(x) for x in rows[a:b]]).result(10)
+    assert [(a, b) for a, b, _ in pieces] == [(0, 3), (3, 5), (5, 7)]
+    assert [x for _, _, r in pieces for _, x in r] == [2 * x for x in rows]
+    assert sorted({h for _, _, r in pieces for h, _ in r}) == ["a", "b", "c"]  # concurrent, one piece each
+
+
+def test_a_piece_whose_replica_is_lost_runs_on_a_live_one_and_later_batches_skip_it() -> None:
+    p, calls, _ = pool(["a", "dead"], dead={"dead"}, per=1)
+    with p:
+        first = p.submit_split(4, lambda c, a, b: [c.ask(x) for x in range(a, b)]).result(10)
+        assert [x for _, _, r in first for _, x in r] == [0, 2, 4, 6]
+        assert {h for _, _, r in first for h, _ in r} == {"a"}
+        second = p.submit_split(4, lambda c, a, b: [c.ask(x) for x in range(a, b)]).result(10)
+    assert [(a, b) for a, b, _ in second] == [(0, 4)]  # one live replica: one piece
+    assert calls.count("dead") == 1
+
+
+def test_small_batches_rotate_over_replicas() -> None:
+    p, calls, _ = pool(["a", "b"], per=1)
+    with p:
+        hosts = [p.submit_split(1, lambda c, a, b: c.ask(a)).result(10)[0][2][0] for _ in range(4)]
+    assert hosts == ["a", "b", "a", "b"]

@@ -352,10 +352,10 @@ def test_mapping_flag_takes_a_packaged_name_or_a_path(tmp_path):
         tasks=(Task("x", "go"),),
         max_episode_steps=5,
     )
-    by_name = Gr00tPolicy(Gr00tConfig(mapping="sawyer"), spec, 1)._mapping()
+    by_name = Gr00tPolicy(Gr00tConfig(mapping="sawyer"), spec, 1).mapping()
     assert "sawyer" in by_name.source
     path = tmp_path / "m.toml"
     path.write_text(packaged_mapping("point2d").read_text())
-    assert Gr00tPolicy(Gr00tConfig(mapping=str(path)), spec, 1)._mapping().source == str(path)
+    assert Gr00tPolicy(Gr00tConfig(mapping=str(path)), spec, 1).mapping().source == str(path)
     with pytest.raises(ConfigError, match="neither a packaged mapping"):
-        Gr00tPolicy(Gr00tConfig(mapping="nope"), spec, 1)._mapping()
+        Gr00tPolicy(Gr00tConfig(mapping="nope"), spec, 1).mapping()

@@ -263,6 +263,30 @@ def test_replicas_share_one_batch_and_must_agree(spec):
     assert problems and f"replicas disagree: the modality config of 127.0.0.1:{sb.port} differs" in problems[0]
 
 
+def test_a_lost_replica_is_marked_down_and_its_rows_go_to_a_live_one(spec):
+    from arena.remote.serving import ServedPolicy
+
+    served = ServedPolicy(GoalPolicy, "debug/reach", max_batch=8)
+    a, b = Delegate(ServedGr00tHandler(served)), Delegate(ServedGr00tHandler(served))
+    with Gr00tServer(a, port=0, poll_interval_s=0.02) as sa:
+        sa.start_in_thread()
+        sb = Gr00tServer(b, port=0, poll_interval_s=0.02)
+        sb.start_in_thread()
+        hosts = f"127.0.0.1:{sa.port},127.0.0.1:{sb.port}"
+        config = Gr00tConfig(host=hosts, timeout=0.5, retries=1, backoff=0.01)
+        obs = debug_obs([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.4, 0.4]])
+        with Gr00tPolicy(config, spec, 4) as policy:
+            assert policy.describe().problems == []
+            sb.close()  # replica b goes away after preflight
+            chunk = policy.infer(obs, np.ones(4, bool))
+            assert policy.pool.down.keys() == {1}
+            again = policy.infer(obs, np.ones(4, bool))
+    served.close()
+    assert chunk.env_ids.tolist() == [0, 1, 2, 3] and again.env_ids.tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(chunk.actions[:, 0], np.clip(0.25 / 0.1, -1, 1) * np.ones((4, 2)))
+    assert a.batches[-3:] == [2, 2, 4]  # its piece, b's piece re-sent to it, then the whole batch
+
+
 def test_unknown_embodiment_asks_for_a_mapping(spec):
     import attrs
 

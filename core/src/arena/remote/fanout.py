@@ -1,7 +1,9 @@
-"""Concurrent requests over server replicas, one observation per request (openpi, OpenVLA).
+"""Concurrent requests over server replicas: one observation per request, or a batch split.
 
-A protocol without a batch form serves N envs that need an action at the same moment as N
-requests in flight, on several connections to several replicas. :class:`ReplicaPool` runs
+A protocol without a batch form (openpi, OpenVLA) serves N envs that need an action at the
+same moment as N requests in flight, on several connections to several replicas
+(:meth:`ReplicaPool.submit`). A batched protocol (GR00T) splits one batch into contiguous
+row ranges, one per live replica, answered concurrently (:meth:`ReplicaPool.submit_split`). :class:`ReplicaPool` runs
 one thread per connection; a request goes to an idle connection of the live replica with
 the fewest requests in flight (so a small burst is spread over all replicas), or waits for
 the first connection to free up. A request whose replica fails with a connection problem
@@ -20,13 +22,31 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from arena.futures import gather
 from arena.remote.errors import RemoteAuthError, RemoteConnectionError
 from arena.remote.hosts import HostPort, host_label
 
-__all__ = ["ReplicaPool"]
+__all__ = ["ReplicaPool", "split_ranges"]
 
 log = logging.getLogger(__name__)
 C = TypeVar("C")
+
+
+def split_ranges(total: int, parts: int) -> list[tuple[int, int]]:
+    """Contiguous ``[start, stop)`` ranges covering ``total`` rows in at most ``parts`` non-empty pieces.
+
+    Earlier pieces get the extra row when ``total`` does not divide evenly (like np.array_split).
+    """
+    if total < 0 or parts < 1:
+        raise ValueError(f"need total >= 0 and parts >= 1, got total={total}, parts={parts}")
+    parts = min(parts, total) or 1
+    base, extra = divmod(total, parts)
+    ranges, start = [], 0
+    for i in range(parts):
+        stop = start + base + (1 if i < extra else 0)
+        ranges.append((start, stop))
+        start = stop
+    return ranges
 
 
 class _Job:
@@ -112,6 +132,19 @@ class ReplicaPool(Generic[C]):
                 raise RuntimeError("ReplicaPool is closed")
             self._dispatch(_Job(request, future))
         return future
+
+    def submit_split(self, total: int, piece: Callable[[C, int, int], Any]) -> concurrent.futures.Future:
+        """A batch of ``total`` rows as one contiguous piece per live replica: ``piece(conn, start, stop)``.
+
+        The future resolves to the pieces' ``(start, stop, result)`` in row order, once every
+        piece is back (the first failure in row order otherwise). A piece whose replica is lost
+        runs again on another live one, like any request.
+        """
+        with self._lock:
+            live = sum(1 for r in range(len(self.replicas)) if r not in self.down) or 1
+        ranges = split_ranges(total, live)
+        futures = [self.submit(lambda conn, a=a, b=b: piece(conn, a, b)) for a, b in ranges]
+        return gather(futures, lambda results: [(a, b, r) for (a, b), r in zip(ranges, results)])
 
     def _dispatch(self, job: _Job) -> None:
         """Hand ``job`` to an idle connection, or queue it (lock held)."""

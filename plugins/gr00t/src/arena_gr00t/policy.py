@@ -1,10 +1,12 @@
 """The ``gr00t`` policy family: a remote GR00T policy server behind arena's Policy interface.
 
-One ``infer`` call is one batched ``get_action`` carrying every env that needs a chunk
-(the client splits it over replicas). ``submit`` encodes the request in the caller's
-thread and sends it from one request thread, so the evaluator's pipelined stages step
-other slots while the server infers (REQ sockets carry one request at a time, so the
-stages' queries queue on that thread). Keys are translated by a mapping selected per
+The kit's :class:`~arena.remote.policy.RemotePolicy` in its batched form: one ``infer``
+call is one batched ``get_action`` carrying every env that needs a chunk, split into one
+contiguous piece per live replica by the kit's pool (a replica lost after its client's
+retries is marked down and its piece re-sent to another). ``submit`` encodes the request in
+the caller's thread and sends it from the pool's threads, so the evaluator's pipelined
+stages step other slots while the server infers (one client per replica: REQ sockets carry
+one request at a time, so the stages' queries queue on it). Keys are translated by a mapping selected per
 embodiment (translator registry ``gr00t:<embodiment>``, or ``--mapping``), and everything
 that does not fit is reported by ``describe()`` as a problem, so ``arena check`` shows it and
 ``arena eval`` refuses to start.
@@ -13,27 +15,24 @@ that does not fit is reported by ``describe()`` as a problem, so ``arena check``
 from __future__ import annotations
 
 import logging
-import os
-import socket
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 
-from arena.contract import ActionChunk, EnvSpec, Observation
-from arena.errors import ArenaError, PolicyError
-from arena.policy import Policy, PolicyDescription
-from arena.remote.keymap import resolve_named_mapping
-from arena.remote.policy import remote_fields
+from arena.contract import EnvSpec, Observation
+from arena.errors import PolicyError
+from arena.remote.fanout import ReplicaPool
+from arena.remote.policy import RemotePolicy, remote_fields
 from arena.validators import at_least, one_of
 from arena_gr00t.mapping import PACKAGED_MAPPINGS, Gr00tMapping, packaged_mapping
 from arena_gr00t.translator import FORMS, Translator
 from arena_gr00t.wire.client import Gr00tClient
 from arena_gr00t.wire.codec import DEFAULT_MAX_MESSAGE_BYTES
-from arena_gr00t.wire.errors import Gr00tError, Gr00tServerError
-from arena_gr00t.wire.transport import DEFAULT_PORT, host_label, parse_hosts
+from arena_gr00t.wire.errors import Gr00tConnectionError, Gr00tError, Gr00tServerError
+from arena_gr00t.wire.observation import slice_batch
+from arena_gr00t.wire.transport import DEFAULT_PORT, host_label
 
 __all__ = ["Gr00tConfig", "Gr00tPolicy", "TOKEN_ENV"]
 
@@ -106,101 +105,96 @@ class Gr00tConfig:
     )
 
 
-def _unreachable(hosts: Sequence[tuple[str, int]], timeout_s: float) -> list[str]:
-    """A message per server whose port refuses TCP connections (fast and clear, before any retries)."""
-    out = []
-    for host, port in hosts:
-        try:
-            with socket.create_connection((host, port), timeout=timeout_s):
-                pass
-        except OSError as exc:
-            reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else (exc.strerror or str(exc))
-            out.append(
-                f"GR00T server at {host_label(host, port)} is not reachable ({reason}); start one "
-                f"(e.g. `arena-gr00t serve --policy expert --env ENV --port {port}`) or fix --host/--port"
-            )
-    return out
-
-
-class Gr00tPolicy(Policy):
+class Gr00tPolicy(RemotePolicy):
     """A remote Isaac-GR00T policy server (ZeroMQ + msgpack), keys translated by a per-embodiment mapping."""
 
     Config = Gr00tConfig
+    protocol = "GR00T"
+    family = "gr00t"
+    default_port = DEFAULT_PORT
+    token_env = TOKEN_ENV
+    mapping_class = Gr00tMapping
+    packaged_mappings = {name: packaged_mapping(name) for name in PACKAGED_MAPPINGS}
+    batched = True
 
     def __init__(self, config: Gr00tConfig, env_spec: EnvSpec, num_envs: int) -> None:
         super().__init__(config, env_spec, num_envs)
-        token = config.token or os.environ.get(TOKEN_ENV) or None
-        self.hosts = parse_hosts(config.host, config.port)
-        # No request here: connecting happens in describe()/infer(), where failures become
-        # preflight problems rather than construction errors.
-        self.client = Gr00tClient(
-            self.hosts,
-            api_token=token,
-            timeout_s=config.timeout,
-            retries=config.retries,
-            deadline_s=config.deadline,
-            backoff_s=config.backoff,
-            max_backoff_s=max(config.max_backoff, config.backoff),
-            max_message_bytes=config.max_message_bytes,
-        )
-        self.translator: Translator | None = None
         self.form: str | None = None
-        self._problems: list[str] | None = None
-        self._info: dict[str, str] = {}
-        self._requests: ThreadPoolExecutor | None = None
 
-    # ------------------------------------------------------------------ setup
+    # ------------------------------------------------------------------ the wire
 
-    def _mapping(self) -> Gr00tMapping:
-        if self.config.mapping:
-            packaged = {name: packaged_mapping(name) for name in PACKAGED_MAPPINGS}
-            return resolve_named_mapping(Gr00tMapping, self.config.mapping, packaged)
-        return Gr00tMapping.registered(self.env_spec)
+    def connect(self, host: str, port: int) -> Gr00tClient:
+        """One client per replica: REQ sockets carry one request at a time, retried per the flags."""
+        return Gr00tClient(
+            [(host, port)],
+            api_token=self.token,
+            timeout_s=self.config.timeout,
+            retries=self.config.retries,
+            deadline_s=self.config.deadline,
+            backoff_s=self.config.backoff,
+            max_backoff_s=max(self.config.max_backoff, self.config.backoff),
+            max_message_bytes=self.config.max_message_bytes,
+        )
 
-    def _prepare(self) -> list[str]:
-        """Read the modality config, build the translator, detect the form, probe; once."""
-        if self._problems is not None:
-            return self._problems
-        problems: list[str] = []
-        info = {"server": ",".join(host_label(h, p) for h, p in self.hosts)}
-        self._problems, self._info = problems, info
+    def request(self, connection: Gr00tClient, native: Mapping[str, Any]) -> dict[str, Any]:
+        action, _info = connection.get_action(native)
+        return action
+
+    def split(self, native: Mapping[str, Any], start: int, stop: int) -> Any:
+        return slice_batch(native, start, stop)
+
+    def decode_batch(self, reply: Mapping[str, Any], rows: int) -> np.ndarray:
+        return self.translator.decode_actions(reply, rows)
+
+    def encode(self, observation: Observation, rows: np.ndarray) -> dict[str, Any]:
+        return self.translator.encode(observation, rows, self.form)
+
+    def request_error(self, exc: BaseException, env_ids: np.ndarray) -> BaseException:
+        if isinstance(exc, Gr00tError):
+            err = PolicyError(f"gr00t: get_action for env(s) {env_ids.tolist()} failed: {exc}")
+            err.__cause__ = exc
+            return err
+        return exc
+
+    # ------------------------------------------------------------------ preflight
+
+    def make_translator(self, mapping: Gr00tMapping) -> None:
+        return None  # built from the server's modality config in connected()
+
+    def connections_per_replica(self) -> int:
+        return 1
+
+    def open_pool(self) -> ReplicaPool[Gr00tClient]:
+        return ReplicaPool(self.replicas, self.connect, per_replica=1, name="gr00t", error=Gr00tConnectionError)
+
+    def connected(self, mapping: Gr00tMapping, problems: list[str]) -> None:
+        """Read the modality config (every replica's: a batch split across them must meet one model)."""
+        clients = self.pool.connections
         try:
-            mapping = self._mapping()
-        except ArenaError as exc:  # MappingError, or a plugin failing to load
-            problems.append(str(exc))
-            return problems
-        unreachable = _unreachable(self.hosts, min(2.0, self.config.timeout))
-        if unreachable:
-            problems.extend(unreachable)
-            return problems
-        try:
-            modality = self.client.get_modality_config()
-            # A batch is split across replicas: they must all serve the same model.
-            for i in range(1, len(self.hosts)):
-                other = self.client.call("get_modality_config", replica=i)
-                if other != modality:
+            modality = clients[0].get_modality_config()
+            for i in range(1, len(clients)):
+                if clients[i].get_modality_config() != modality:
                     problems.append(
-                        f"replicas disagree: the modality config of {host_label(*self.hosts[i])} differs from "
-                        f"that of {host_label(*self.hosts[0])}; a batch split across them would mix models"
+                        f"replicas disagree: the modality config of {host_label(*self.replicas[i])} differs from "
+                        f"that of {host_label(*self.replicas[0])}; a batch split across them would mix models"
                     )
         except Gr00tError as exc:
             problems.append(f"get_modality_config failed: {exc}")
-            return problems
-        translator = Translator(modality, mapping, self.env_spec, self.num_envs)
-        self.translator = translator
-        problems.extend(translator.problems)
-        info.update(translator.info())
-        form, how, reply = self._detect_form(translator, problems)
+            return
+        self.translator = Translator(modality, mapping, self.env_spec, self.num_envs)
+        self.action_horizon = max(1, self.translator.action_horizon)
+        problems.extend(self.translator.problems)
+
+    def probe(self, mapping: Gr00tMapping, problems: list[str]) -> None:
+        """Detect the observation form and check the probe's action shapes."""
+        form, how, reply = self._detect_form(self.translator, problems)
         self.form = form
-        info["observation form"] = f"{form} ({how})"
+        self._info["observation form"] = f"{form} ({how})"
         if reply is not None:
             try:
-                translator.decode_actions(reply, 1)
+                self.translator.decode_actions(reply, 1)
             except PolicyError as exc:
-                problems.append(f"probe: {str(exc).removeprefix('gr00t: ')}")
-        for p in problems:
-            log.debug("gr00t preflight problem: %s", p)
-        return problems
+                problems.append(self.probe_problem(exc))
 
     def _detect_form(self, translator: Translator, problems: list[str]) -> tuple[str, str, Any]:
         """(form, how it was chosen, the probe's action map or None)."""
@@ -220,7 +214,8 @@ class Gr00tPolicy(Policy):
         refused: dict[str, str] = {}
         for form in candidates:
             try:
-                action, _info = self.client.get_action(translator.probe_observation(form))
+                probe = translator.probe_observation(form)
+                action = self.pool.submit(lambda c, p=probe: self.request(c, p)).result()
             except Gr00tServerError as exc:
                 log.debug("probe in %s form refused: %s", form, exc.message)
                 refused[form] = exc.message
@@ -243,62 +238,7 @@ class Gr00tPolicy(Policy):
 
     # ------------------------------------------------------------------ Policy
 
-    def describe(self) -> PolicyDescription:
-        problems = self._prepare()
-        t = self.translator
-        return PolicyDescription(
-            family="gr00t",
-            action_horizon=max(1, t.action_horizon) if t else 1,
-            execution_horizon=None,
-            cameras=t.cameras if t else {},
-            state=t.state_sizes if t else {},
-            action_dim=self.env_spec.action_dim,
-            uses_instruction=t.uses_instruction if t else False,
-            info=dict(self._info),
-            problems=list(problems),
-            stages=2,  # a remote server: hide its latency behind the other group's env steps
-        )
-
     def reset(self, env_ids: Sequence[int], seeds: Sequence[int] | None = None) -> None:
         # Per-env history only: the server's `reset` resets the whole (shared) policy.
         if self.translator is not None:
             self.translator.reset(env_ids)
-
-    def _encode(self, observation: Observation, env_mask: np.ndarray) -> tuple[np.ndarray, Any]:
-        problems = self._prepare()
-        if problems:
-            raise PolicyError("gr00t policy cannot run: " + "; ".join(problems))
-        assert self.translator is not None and self.form is not None
-        rows = np.flatnonzero(env_mask)
-        env_ids = observation.env_ids[rows]
-        if not len(rows):
-            return env_ids, None
-        return env_ids, self.translator.encode(observation, rows, self.form)
-
-    def _request(self, env_ids: np.ndarray, native: Any) -> ActionChunk:
-        assert self.translator is not None
-        if native is None:
-            return ActionChunk(
-                np.zeros((0, self.translator.action_horizon, self.env_spec.action_dim), np.float32), env_ids
-            )
-        try:
-            action, _info = self.client.get_action(native)
-        except Gr00tError as exc:
-            raise PolicyError(f"gr00t: get_action for env(s) {env_ids.tolist()} failed: {exc}") from exc
-        return ActionChunk(self.translator.decode_actions(action, len(env_ids)), env_ids)
-
-    def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
-        return self._request(*self._encode(observation, env_mask))
-
-    def submit(self, observation: Observation, env_mask: np.ndarray) -> Future[ActionChunk]:
-        """Encode now (the rows are read before returning), send and decode on the request thread."""
-        env_ids, native = self._encode(observation, env_mask)
-        if self._requests is None:
-            self._requests = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gr00t-request")
-        return self._requests.submit(self._request, env_ids, native)
-
-    def close(self) -> None:
-        if self._requests is not None:
-            self._requests.shutdown(wait=True, cancel_futures=True)
-            self._requests = None
-        self.client.close()

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from arena.remote.fanout import split_ranges
+
 __all__ = [
     "NESTED_GROUPS",
     "is_flat",
@@ -145,23 +147,6 @@ def batch_size(obj: Any) -> int:
         detail = ", ".join(f"{p!r} has {n}" for n, p in sizes.items())
         raise ValueError(f"inconsistent batch sizes in observation: {detail}")
     return next(iter(sizes))
-
-
-def split_ranges(total: int, parts: int) -> list[tuple[int, int]]:
-    """Contiguous `[start, stop)` ranges covering `total` rows in at most `parts` non-empty pieces.
-
-    Earlier pieces get the extra row when `total` does not divide evenly (like np.array_split).
-    """
-    if total < 0 or parts < 1:
-        raise ValueError(f"need total >= 0 and parts >= 1, got total={total}, parts={parts}")
-    parts = min(parts, total) or 1
-    base, extra = divmod(total, parts)
-    ranges, start = [], 0
-    for i in range(parts):
-        stop = start + base + (1 if i < extra else 0)
-        ranges.append((start, stop))
-        start = stop
-    return ranges
 
 
 def slice_batch(obj: Any, start: int, stop: int) -> Any:
