@@ -1,11 +1,13 @@
 """Host any arena policy family behind a native server protocol.
 
 The reference servers of the protocol plugins (``arena-gr00t serve``,
-``arena-openpi serve``) decode a native request into a canonical
+``arena-openpi serve``, ``arena-openvla serve``) decode a native request into a canonical
 :class:`Observation`, ask a :class:`ServedPolicy` for a chunk, and encode the
 reply. This module is the protocol-independent half: building the policy
-for an env spec, batching, the shared ``serve`` command line, and the
-``arena-PROTOCOL COMMAND`` dispatch around it.
+for an env spec, batching, :class:`ServedHandler` (the base of each family's handler:
+which cameras to ask for, one inference at a time, request checks with one set of
+messages), the shared ``serve`` command line, and the ``arena-PROTOCOL COMMAND``
+dispatch around it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,7 +33,20 @@ from arena.validators import int_arg
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ServedPolicy", "command_main", "mapping_command", "serve_main", "add_server_arguments"]
+__all__ = [
+    "IMAGE_KEYS",
+    "ServedHandler",
+    "ServedPolicy",
+    "add_image_keys_argument",
+    "add_server_arguments",
+    "checked_array",
+    "command_main",
+    "mapping_command",
+    "serve_main",
+]
+
+#: ``--image-keys``: the cameras the served policy reads (``policy``) or every env camera (``env``)
+IMAGE_KEYS = ("policy", "env")
 
 
 class ServedPolicy:
@@ -70,6 +86,77 @@ class ServedPolicy:
 
     def close(self) -> None:
         self.policy.close()
+
+
+def shape_text(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def checked_array(name: str, value: Any, kind: str, shape: Sequence[Any]) -> np.ndarray:
+    """``value`` if it is an ``image`` (uint8) or ``state`` (numeric) array of ``shape``; else a ContractError.
+
+    ``shape`` may hold a name (``"B"``) for an axis of any length. The message names the key,
+    the expected and the received dtype and shape.
+    """
+    ok = isinstance(value, np.ndarray) and (value.dtype == np.uint8 if kind == "image" else value.dtype.kind in "fiu")
+    if ok and len(value.shape) == len(shape):
+        ok = all(isinstance(want, str) or got == want for got, want in zip(value.shape, shape))
+    else:
+        ok = False
+    if not ok:
+        got = f"{value.dtype} {shape_text(value.shape)}" if isinstance(value, np.ndarray) else type(value).__name__
+        want = "uint8" if kind == "image" else "float32"
+        raise ContractError(f"{name}: expected {want} {shape_text(shape)}, received {got}")
+    return value
+
+
+class ServedHandler:
+    """The base of a family's served handler: the served policy, the cameras to ask for, one inference at a time.
+
+    A family's handler decodes its native request into an Observation (checking each key with
+    :func:`checked_array`), calls :meth:`infer`, and encodes the chunk (:meth:`action_groups`
+    splits it by the env's action groups). ``image_keys`` (``--image-keys``): ask for the cameras
+    the served policy reads (``policy``: a state-based expert makes clients render nothing) or
+    every env camera (``env``). Arena policies need not be thread-safe, so inferences are serialised.
+    """
+
+    def __init__(self, served: ServedPolicy, image_keys: str = "policy") -> None:
+        if image_keys not in IMAGE_KEYS:
+            raise ValueError(f"image_keys must be one of {IMAGE_KEYS}, got {image_keys!r}")
+        self.served = served
+        spec, desc = served.spec, served.description
+        self.cameras: list[str] = (
+            list(spec.cameras) if image_keys == "env" else [c for c in desc.cameras if c in spec.cameras]
+        )
+        self.horizon = max(1, int(desc.action_horizon))
+        self._lock = threading.Lock()
+
+    @property
+    def spec(self) -> EnvSpec:
+        return self.served.spec
+
+    def infer(self, observation: Observation) -> np.ndarray:
+        """Chunks (B, horizon, A) in env action order."""
+        with self._lock:
+            return self.served.infer(observation)
+
+    def action_groups(self, chunk: np.ndarray, prefix: str = "") -> dict[str, np.ndarray]:
+        """(B, H, A) in env order -> ``{prefix + group: (B, H, D) float32}``."""
+        return {
+            f"{prefix}{g.name}": np.ascontiguousarray(chunk[:, :, self.spec.action_slice(g.name)], dtype=np.float32)
+            for g in self.spec.action_groups
+        }
+
+
+def add_image_keys_argument(group: Any, what: str = "image") -> None:
+    """``--image-keys policy|env`` (see :class:`ServedHandler`)."""
+    group.add_argument(
+        "--image-keys",
+        choices=IMAGE_KEYS,
+        default="policy",
+        help=f"{what} keys to ask for: the cameras the served policy reads (policy, default) or every env "
+        "camera (env)",
+    )
 
 
 def serve_main(

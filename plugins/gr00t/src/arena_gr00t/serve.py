@@ -28,7 +28,15 @@ import numpy as np
 
 from arena.contract import EnvSpec, Observation
 from arena.errors import ContractError
-from arena.remote.serving import ServedPolicy, add_server_arguments, serve_main
+from arena.remote.serving import (
+    IMAGE_KEYS,
+    ServedHandler,
+    ServedPolicy,
+    add_image_keys_argument,
+    add_server_arguments,
+    checked_array,
+    serve_main,
+)
 from arena.validators import int_arg
 from arena_gr00t.policy import TOKEN_ENV
 from arena_gr00t.server import Gr00tServer
@@ -43,7 +51,7 @@ __all__ = ["LANGUAGE_KEY", "VIDEO_KEYS", "ServedGr00tHandler", "modality_config_
 log = logging.getLogger(__name__)
 
 LANGUAGE_KEY = "annotation.human.task_description"
-VIDEO_KEYS = ("policy", "env")
+VIDEO_KEYS = IMAGE_KEYS
 
 
 def modality_config_for(spec: EnvSpec, cameras: Sequence[str], action_horizon: int) -> dict[str, ModalityConfig]:
@@ -56,25 +64,13 @@ def modality_config_for(spec: EnvSpec, cameras: Sequence[str], action_horizon: i
     }
 
 
-class ServedGr00tHandler:
+class ServedGr00tHandler(ServedHandler):
     """A :class:`arena_gr00t.server.Gr00tHandler` over a ServedPolicy: GR00T dicts <-> canonical types."""
 
     def __init__(self, served: ServedPolicy, *, flat: bool = False, video_keys: str = "policy") -> None:
-        if video_keys not in VIDEO_KEYS:
-            raise ValueError(f"video_keys must be one of {VIDEO_KEYS}, got {video_keys!r}")
-        self.served = served
+        super().__init__(served, video_keys)
         self.flat = flat
-        spec = served.spec
-        if video_keys == "env":
-            cameras = list(spec.cameras)
-        else:
-            cameras = [c for c in served.description.cameras if c in spec.cameras]
-        self.horizon = max(1, int(served.description.action_horizon))
-        self.modality_config = modality_config_for(spec, cameras, self.horizon)
-
-    @property
-    def spec(self) -> EnvSpec:
-        return self.served.spec
+        self.modality_config = modality_config_for(served.spec, self.cameras, self.horizon)
 
     def get_modality_config(self) -> dict[str, ModalityConfig]:
         return dict(self.modality_config)
@@ -86,9 +82,8 @@ class ServedGr00tHandler:
     def get_action(
         self, observation: dict[str, Any], options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        canonical = self.to_canonical(observation)
-        chunk = self.served.infer(canonical)
-        return self.to_action_map(chunk), {}
+        chunk = self.infer(self.to_canonical(observation))
+        return self.action_groups(chunk, "action." if self.flat else ""), {}
 
     # ------------------------------------------------------------------ conversion
 
@@ -170,26 +165,10 @@ class ServedGr00tHandler:
             raise ContractError(
                 f"observation: missing {name}; expected {np.dtype(dtype).name} {shape_text(('B', 1, *frame))}"
             )
-        arr = group[key]
-        shape = tuple(getattr(arr, "shape", ()))
-        kind_ok = isinstance(arr, np.ndarray) and (
-            arr.dtype == np.uint8 if dtype is np.uint8 else arr.dtype.kind in "fiu"
-        )
-        if not kind_ok or len(shape) != 2 + len(frame) or shape[1] != 1 or shape[2:] != frame:
-            got = f"{arr.dtype} {shape_text(shape)}" if isinstance(arr, np.ndarray) else type(arr).__name__
-            raise ContractError(
-                f"{name}: expected {np.dtype(dtype).name} {shape_text(('B', 1, *frame))}, received {got}"
-            )
+        arr = checked_array(name, group[key], "image" if dtype is np.uint8 else "state", ("B", 1, *frame))
+        shape = arr.shape
         sizes[name] = shape[0]
         return arr[:, -1]
-
-    def to_action_map(self, chunk: np.ndarray) -> dict[str, np.ndarray]:
-        """(B, H, A) in env order -> ``{group: (B, H, D)}`` (``action.group`` in the flat form)."""
-        out = {}
-        for g in self.spec.action_groups:
-            values = np.ascontiguousarray(chunk[:, :, self.spec.action_slice(g.name)], dtype=np.float32)
-            out[f"action.{g.name}" if self.flat else g.name] = values
-        return out
 
 
 # --------------------------------------------------------------------------- command line
@@ -218,13 +197,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="take the flat observation form ('video.KEY', 'state.KEY') and answer 'action.KEY', as upstream "
         "does with --use-sim-policy-wrapper",
     )
-    g.add_argument(
-        "--image-keys",
-        choices=VIDEO_KEYS,
-        default="policy",
-        help="image (GR00T: video) keys to ask for: the cameras the served policy reads (policy, default) or every "
-        "env camera (env)",
-    )
+    add_image_keys_argument(g, "image (GR00T: video)")
 
 
 def serve(served: ServedPolicy, args: argparse.Namespace) -> int:

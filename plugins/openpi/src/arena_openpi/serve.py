@@ -17,7 +17,6 @@ import argparse
 import ipaddress
 import logging
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,15 @@ import numpy as np
 
 from arena.contract import Observation
 from arena.errors import ContractError
-from arena.remote.serving import ServedPolicy, add_server_arguments, serve_main
+from arena.remote.serving import (
+    IMAGE_KEYS,
+    ServedHandler,
+    ServedPolicy,
+    add_image_keys_argument,
+    add_server_arguments,
+    checked_array,
+    serve_main,
+)
 from arena.validators import int_arg
 from arena_openpi.layout import ACTIONS_KEY, PROMPT_KEY, ServedLayout, build_layout
 from arena_openpi.policy import API_KEY_ENV
@@ -38,29 +45,19 @@ __all__ = ["IMAGE_KEYS", "ServedOpenpiPolicy", "serve", "serve_command"]
 
 log = logging.getLogger(__name__)
 
-IMAGE_KEYS = ("policy", "env")
-
-
-class ServedOpenpiPolicy:
+class ServedOpenpiPolicy(ServedHandler):
     """openpi's ``infer(obs) -> dict`` over a ServedPolicy: openpi maps <-> canonical types."""
 
     def __init__(self, served: ServedPolicy, image_keys: str = "policy") -> None:
-        if image_keys not in IMAGE_KEYS:
-            raise ValueError(f"image_keys must be one of {IMAGE_KEYS}, got {image_keys!r}")
-        self.served = served
-        spec = served.spec
+        super().__init__(served, image_keys)
         desc = served.description
-        cameras = list(spec.cameras) if image_keys == "env" else [c for c in desc.cameras if c in spec.cameras]
         self.layout: ServedLayout = build_layout(
-            spec, served.name, cameras, desc.uses_instruction, max(1, int(desc.action_horizon))
+            served.spec, served.name, self.cameras, desc.uses_instruction, self.horizon
         )
         self.metadata: dict[str, Any] = self.layout.to_metadata()
-        self._lock = threading.Lock()  # arena policies are not required to be thread-safe
 
     def infer(self, obs: dict[str, Any]) -> dict[str, Any]:
-        observation = self.to_canonical(obs)
-        with self._lock:
-            chunk = self.served.infer(observation)
+        chunk = super().infer(self.to_canonical(obs))
         return {ACTIONS_KEY: np.ascontiguousarray(chunk[0], dtype=np.float32)}
 
     def to_canonical(self, obs: Mapping[str, Any]) -> Observation:
@@ -77,18 +74,7 @@ class ServedOpenpiPolicy:
                 if not isinstance(value, str):
                     raise ContractError(f"{key}: expected str (the instruction), received {type(value).__name__}")
                 continue
-            ok = (
-                isinstance(value, np.ndarray)
-                and value.shape == entry.shape
-                and (value.dtype == np.uint8 if entry.kind == "image" else value.dtype.kind in "fiu")
-            )
-            if not ok:
-                got = (
-                    f"{value.dtype} {shape_text(value.shape)}"
-                    if isinstance(value, np.ndarray)
-                    else type(value).__name__
-                )
-                raise ContractError(f"{key}: expected {_expected(entry.kind, entry.shape)}, received {got}")
+            checked_array(key, value, entry.kind, entry.shape)
             if entry.kind == "image":
                 assert entry.camera is not None
                 images[entry.camera] = value[None]
@@ -128,12 +114,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="send clients the full traceback of a failure (default: a one-line message; the log has it)",
     )
-    g.add_argument(
-        "--image-keys",
-        choices=IMAGE_KEYS,
-        default="policy",
-        help="image keys to read: the cameras the served policy reads (policy, default) or every env camera (env)",
-    )
+    add_image_keys_argument(g)
 
 
 def _loopback(host: str) -> bool:

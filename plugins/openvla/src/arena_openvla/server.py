@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +27,7 @@ from starlette.routing import Route
 
 from arena.errors import PolicyError
 from arena.remote.errors import RemoteCodecError
-from arena.remote.serving import ServedPolicy
+from arena.remote.serving import ServedHandler, ServedPolicy
 from arena_openvla.mapping import OpenvlaMapping
 from arena_openvla.policy import OpenvlaTranslator
 from arena_openvla.wire.codec import ERROR_REPLY, decode_body, encode_reply
@@ -38,23 +37,20 @@ __all__ = ["ActHandler", "make_app"]
 log = logging.getLogger(__name__)
 
 
-class ActHandler:
+class ActHandler(ServedHandler):
     """Native body -> canonical observation -> served policy -> native action, for one mapping."""
 
     def __init__(self, served: ServedPolicy, mapping: OpenvlaMapping) -> None:
-        self.served = served
+        super().__init__(served)
         self.translator = OpenvlaTranslator(mapping, served.spec)
         if self.translator.problems:
             problems = "; ".join(self.translator.problems)
             raise PolicyError(f"mapping {mapping.source} does not fit {served.spec.name}: {problems}")
-        self._lock = threading.Lock()  # one inference at a time, like one model on one GPU
 
     def handle(self, data: bytes) -> bytes:
         body, double = decode_body(data)
         desc = self.served.description
-        obs = self.translator.decode_observation(body, list(desc.cameras), list(desc.state))
-        with self._lock:
-            chunk = self.served.infer(obs)
+        chunk = self.infer(self.translator.decode_observation(body, list(desc.cameras), list(desc.state)))
         return encode_reply(self.translator.to_reply(chunk[0, 0]), double)
 
 
