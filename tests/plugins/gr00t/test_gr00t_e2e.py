@@ -170,8 +170,8 @@ def test_check_names_mapping_errors_with_the_valid_names(servers, capsys, tmp_pa
         capsys, "--env", ENV, "--port", str(servers["nested"].port), "--mapping", str(tmp_path / "sawyer.toml")
     )
     assert code == 1, out
-    assert "state key 'goal': expected shape (B, 1, 4)" in out and "received (B, 1, 3) from env group(s) goal(3)" in out
-    assert "'hand' is not an env state group; env metaworld/reach-v3 has: hand_pos, gripper, obj1_pos" in out
+    assert "state key 'goal': expected shape (B, 1, 4)" in out and "received (B, 1, 3) from env groups goal(3)" in out
+    assert "reads state group(s) ['hand'], which env metaworld/reach-v3 lacks (env state groups: hand_pos(3)" in out
 
     point2d = files("arena_gr00t").joinpath("mappings", "point2d.toml").read_text()
     (tmp_path / "p.toml").write_text(point2d.replace('camera = "top"', 'camera = "front"'))
@@ -185,7 +185,7 @@ def test_check_names_mapping_errors_with_the_valid_names(servers, capsys, tmp_pa
         str(tmp_path / "p.toml"),
     )
     assert code == 1, out
-    assert "camera 'front' is not an env camera; env debug/reach has: top" in out
+    assert "reads camera 'front', which env debug/reach lacks (env cameras: top)" in out
 
 
 def test_check_names_an_unreachable_server(capsys):

@@ -166,14 +166,17 @@ def test_unknown_camera_and_group_are_named_with_the_valid_ones():
     t = Translator(config, m, ARM, 1)
     problems = "\n".join(t.problems)
     assert (
-        "video key 'ego' (mapping test.toml): camera 'head' is not an env camera; env test/arm has: wrist, front"
+        "video key 'ego': mapping test.toml reads camera 'head', which env test/arm lacks (env cameras: wrist, front)"
         in problems
     )
     assert (
-        "state key 'arm' (mapping test.toml): 'legs' is not an env state group; env test/arm has: arm, hand, base"
+        "state key 'arm': mapping test.toml reads state group(s) ['legs'], which env test/arm lacks "
+        "(env state groups: arm(3)+hand(1)+base(2))" in problems
+    )
+    assert (
+        "reads joint 'arm.j9', an element of no env state group of test/arm (env state elements: arm.j0, arm.j1"
         in problems
     )
-    assert "joint 'arm.j9' is not an element of any env state group; env test/arm has: arm.j0, arm.j1" in problems
     # bare "x" is unique here (base.x); "j0" would be too
     assert "'xy'" not in problems
     assert t.problems and not t.uses_instruction
@@ -243,11 +246,11 @@ def test_mis_sized_keys_name_expected_and_received_shapes():
     problems = Translator(config, m, SPEC, 1).problems
     assert any(
         "state key 'position': expected shape (B, 2, 3) (mapping test.toml size 3), "
-        "received (B, 2, 2) from env group(s) position(2)" in p
+        "received (B, 2, 2) from env groups position(2)" in p
         for p in problems
     ), problems
     assert any(
-        "action key 'delta': expected shape (B, 4, 2) by env group(s) delta(2), received (B, 4, 7) from the model" in p
+        "action key 'delta': expected shape (B, 4, 2) by env groups delta(2), received (B, 4, 7) from the model" in p
         for p in problems
     ), problems
 
@@ -292,7 +295,7 @@ def test_reply_errors_name_key_expected_and_received():
     ):
         t.decode_actions({"other": np.zeros((2, 4, 2))}, 2)
     with pytest.raises(
-        PolicyError, match=r"expected shape \(2, 4, 2\) \(env group\(s\) delta\(2\)\), received \(2, 4, 3\) float32"
+        PolicyError, match=r"expected shape \(2, 4, 2\) \(env groups delta\(2\)\), received \(2, 4, 3\) float32"
     ):
         t.decode_actions({"delta": np.zeros((2, 4, 3), np.float32)}, 2)
     with pytest.raises(PolicyError, match="non-finite"):

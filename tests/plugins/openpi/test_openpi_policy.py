@@ -195,7 +195,7 @@ def test_arena_check_reports_mismatches(
     mapping.write_text('[state."observation/state"]\ngroups = ["position", "goal", "velocity"]\nsize = 6\n')
     assert main([*check, "--mapping", str(mapping)]) == 1
     out = capsys.readouterr().out
-    assert "observation/state" in out and "['velocity']" in out and "env groups: position(2)+goal(2)" in out
+    assert "observation/state" in out and "['velocity']" in out and "env state groups: position(2)+goal(2)" in out
     # a server returning 4-wide chunks (the counting policy echoes the state) to a 2-d env: found by the probe
     counting = module_servers.ours()
     assert main(["check", "--policy", "openpi", "--env", "debug/reach", "--port", str(counting.port)]) == 1

@@ -15,7 +15,8 @@ fields through :attr:`KeyMapping.extra_fields` / :meth:`KeyMapping.parse_extra`)
     rotate180 = false               # rotate by 180 degrees before resizing
 
     [state."observation/state"]     # one table per state key
-    groups = ["eef_pos", "eef_axis_angle", "gripper_qpos"]   # required: concatenated in order
+    groups = ["eef_pos", "eef_axis_angle", "gripper_qpos"]   # env state groups, concatenated in order
+    # joints = ["qpos.j0", "qpos.j1"]  # or single elements (GROUP.ELEMENT, or a unique ELEMENT)
     size = 8                        # width the model expects (checked against the groups)
 
     [actions]
@@ -43,7 +44,7 @@ K = TypeVar("K", bound=MappingFile)
 
 _TOP = ("name", "description", "prompt_key", "images", "state", "actions")
 _IMAGE = ("camera", "size", "rotate180")
-_STATE = ("groups", "size")
+_STATE = ("groups", "joints", "size")
 _ACTIONS = ("key", "groups")
 
 
@@ -59,11 +60,12 @@ class ImageEntry:
 
 @attrs.frozen
 class StateEntry:
-    """State key ``key`` is the concatenation of env state groups ``groups``; ``size`` is checked."""
+    """State key ``key`` concatenates env state ``groups`` or single elements ``joints``; ``size`` is checked."""
 
     key: str
-    groups: tuple[str, ...]
+    groups: tuple[str, ...] | None
     size: int | None = None
+    joints: tuple[str, ...] | None = None
 
 
 @attrs.frozen
@@ -111,12 +113,16 @@ class KeyMapping(MappingFile):
             images[key] = ImageEntry(key, camera, mapfile.opt_size2(entry.get("size"), source, f"{where}.size"), rotate)
         state = {}
         for key, where, entry in mapfile.entries(data, "state", _STATE, source, quote=True):
-            if "groups" not in entry:
-                raise MappingError(f"mapping {source}: [{where}] needs groups = [...] (env state groups, in order)")
+            if ("groups" in entry) == ("joints" in entry):
+                raise MappingError(
+                    f"mapping {source}: [{where}] needs groups = [...] (env state groups, in order) or "
+                    "joints = [...] (single elements), not both"
+                )
             state[key] = StateEntry(
                 key,
-                mapfile.names(entry["groups"], source, f"{where}.groups"),
+                mapfile.names(entry["groups"], source, f"{where}.groups") if "groups" in entry else None,
                 mapfile.opt_positive_int(entry.get("size"), source, f"{where}: size"),
+                mapfile.names(entry["joints"], source, f"{where}.joints") if "joints" in entry else None,
             )
         actions = mapfile.table(data.get("actions", {}), source, "actions")
         mapfile.check_fields(actions, _ACTIONS, source, "[actions]")

@@ -154,8 +154,7 @@ def add_image_keys_argument(group: Any, what: str = "image") -> None:
         "--image-keys",
         choices=IMAGE_KEYS,
         default="policy",
-        help=f"{what} keys to ask for: the cameras the served policy reads (policy, default) or every env "
-        "camera (env)",
+        help=f"{what} keys to ask for: the cameras the served policy reads (policy, default) or every env camera (env)",
     )
 
 

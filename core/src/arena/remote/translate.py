@@ -21,6 +21,7 @@ from arena.contract import EnvSpec, Observation
 from arena.errors import PolicyError
 from arena.images import resize_with_pad, rotate180
 from arena.remote.keymap import ImageEntry, KeyMapping, StateEntry
+from arena.remote.names import Run, camera_problem, resolve_runs, run_width, runs_text
 
 __all__ = ["KeyTranslator", "KeySpec", "shape_text", "action_text"]
 
@@ -56,33 +57,33 @@ class KeyTranslator:
         self.state: list[StateEntry] = []
         self.keys: dict[str, KeySpec] = {}
         where = f"mapping {mapping.name or mapping.source}"
+        env_groups = spec.state_groups
+        self.state_runs: dict[str, list[Run]] = {}
         for entry in mapping.images.values():
-            if entry.camera not in spec.cameras:
-                self.problems.append(
-                    f"{entry.key}: {where} reads env camera {entry.camera!r}, which env {spec.name} lacks "
-                    f"(env cameras: {', '.join(spec.cameras) or 'none'})"
-                )
+            problem = camera_problem(entry.key, entry.camera, spec, where)
+            if problem:
+                self.problems.append(problem)
                 continue
             h, w = entry.size or spec.cameras[entry.camera]
             self.images.append(entry)
             self.keys[entry.key] = KeySpec(entry.key, "image", (h, w, 3), f"camera {entry.camera}")
         for entry in mapping.state.values():
-            missing = [g for g in entry.groups if g not in spec.state_groups]
-            if missing:
-                self.problems.append(
-                    f"{entry.key}: {where} reads env state group(s) {missing}, which env {spec.name} lacks "
-                    f"(env groups: {_groups_text(spec, spec.state_groups)})"
-                )
+            runs, problems = resolve_runs(
+                entry.key, env_groups, "state", spec.name, where, groups=entry.groups, joints=entry.joints
+            )
+            if problems:
+                self.problems.extend(problems)
                 continue
-            size = sum(spec.state_size(g) for g in entry.groups)
+            size = run_width(runs, env_groups)
             if entry.size is not None and entry.size != size:
                 self.problems.append(
-                    f"{entry.key}: {where} expects shape {shape_text((entry.size,))}, env groups "
-                    f"{_groups_text(spec, entry.groups)} give {shape_text((size,))}"
+                    f"{entry.key}: {where} expects shape {shape_text((entry.size,))}, env "
+                    f"{runs_text(runs, env_groups)} give {shape_text((size,))}"
                 )
                 continue
             self.state.append(entry)
-            self.keys[entry.key] = KeySpec(entry.key, "state", (size,), _groups_short(spec, entry.groups))
+            self.state_runs[entry.key] = runs
+            self.keys[entry.key] = KeySpec(entry.key, "state", (size,), _groups_short(runs, env_groups))
         self.prompt_key = mapping.prompt_key
         if self.prompt_key:
             self.keys[self.prompt_key] = KeySpec(self.prompt_key, "prompt", (), "instruction")
@@ -121,7 +122,7 @@ class KeyTranslator:
 
     @property
     def state_sizes(self) -> dict[str, int | None]:
-        return {g: self.spec.state_size(g) for e in self.state for g in e.groups}
+        return {g: self.spec.state_size(g) for e in self.state for g, _ in self.state_runs[e.key]}
 
     @property
     def uses_instruction(self) -> bool:
@@ -157,7 +158,10 @@ class KeyTranslator:
                 imgs = resize_with_pad(imgs, *e.size)
             columns[e.key] = imgs
         for e in self.state:
-            parts = [to_numpy(take_rows(observation.state[g], idx), np.float32) for g in e.groups]
+            parts = [
+                to_numpy(take_rows(observation.state[g], idx), np.float32)[:, slice(None) if cols is None else cols]
+                for g, cols in self.state_runs[e.key]
+            ]
             columns[e.key] = np.concatenate(parts, axis=1) if len(parts) > 1 else np.ascontiguousarray(parts[0])
         out = []
         for i, r in enumerate(idx):
@@ -240,16 +244,19 @@ class KeyTranslator:
             if e.key not in native:
                 continue
             vec = np.asarray(native[e.key], np.float32).reshape(-1)
-            width = sum(spec.state_size(g) for g in e.groups)
+            runs = self.state_runs[e.key]
+            env_groups = spec.state_groups
+            width = run_width(runs, env_groups)
             if vec.shape != (width,):
                 raise PolicyError(
-                    f"{self.label}: {e.key}: expected shape {shape_text((width,))} for groups "
-                    f"{_groups_text(spec, e.groups)}, received {shape_text(vec.shape)}"
+                    f"{self.label}: {e.key}: expected shape {shape_text((width,))} for "
+                    f"{runs_text(runs, env_groups)}, received {shape_text(vec.shape)}"
                 )
             pos = 0
-            for g in e.groups:
-                state[g][0] = vec[pos : pos + spec.state_size(g)]
-                pos += spec.state_size(g)
+            for g, cols in runs:
+                n = spec.state_size(g) if cols is None else len(cols)
+                state[g][0, slice(None) if cols is None else cols] = vec[pos : pos + n]
+                pos += n
                 given.add(g)
         missing = sorted(set(reads_state) - given)
         if missing:
@@ -262,15 +269,11 @@ class KeyTranslator:
         return Observation(images=images, state=state, instruction=[instruction], env_ids=np.zeros(1))
 
 
-def _groups_text(spec: EnvSpec, groups: Sequence[str] | Mapping[str, Any]) -> str:
-    return "+".join(f"{g}({spec.state_size(g)})" for g in groups) or "none"
-
-
-def _groups_short(spec: EnvSpec, groups: Sequence[str]) -> str:
-    if len(groups) <= 4:
-        return "groups " + _groups_text(spec, groups)
-    first, last = groups[0], groups[-1]
-    return f"{len(groups)} groups {first}({spec.state_size(first)})+...+{last}({spec.state_size(last)})"
+def _groups_short(runs: Sequence[Run], env_groups: Mapping[str, Sequence[str]]) -> str:
+    if len(runs) <= 4:
+        return runs_text(runs, env_groups)
+    (first, _), (last, _) = runs[0], runs[-1]
+    return f"{len(runs)} groups {first}({len(env_groups[first])})+...+{last}({len(env_groups[last])})"
 
 
 def action_text(spec: EnvSpec, names: Sequence[str] | None = None) -> str:

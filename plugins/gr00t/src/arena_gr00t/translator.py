@@ -27,6 +27,7 @@ from arena.arrays import take_rows, to_numpy
 from arena.contract import EnvSpec, Observation
 from arena.errors import PolicyError
 from arena.images import resize_with_pad
+from arena.remote.names import camera_problem, resolve_runs, run_width, runs_text
 from arena_gr00t.mapping import Gr00tMapping, VectorEntry
 from arena_gr00t.wire.codec import ModalityConfig
 from arena_gr00t.wire.observation import action_to_nested
@@ -118,50 +119,6 @@ def _sorted_list(names: Any) -> str:
     return ", ".join(names) if names else "none"
 
 
-def _resolve(
-    entry: VectorEntry, groups: Mapping[str, Sequence[str]], kind: str, env_name: str, source: str
-) -> tuple[list[tuple[str, np.ndarray | None]], list[str]]:
-    """Resolve an entry's groups/joints to (group, columns) runs; problems name the valid names."""
-    runs: list[tuple[str, np.ndarray | None]] = []
-    problems: list[str] = []
-    where = f"{kind} key {entry.key!r} (mapping {source})"
-    if entry.groups is not None:
-        for g in entry.groups:
-            if g in groups:
-                runs.append((g, None))
-            else:
-                problems.append(
-                    f"{where}: {g!r} is not an env {kind} group; env {env_name} has: {_sorted_list(groups)}"
-                )
-        return runs, problems
-    qualified = [f"{g}.{e}" for g, els in groups.items() for e in els]
-    for joint in entry.joints or ():
-        hit: tuple[str, int] | None = None
-        for g, els in groups.items():
-            if joint.startswith(f"{g}.") and joint[len(g) + 1 :] in els:
-                hit = (g, list(els).index(joint[len(g) + 1 :]))
-                break
-        if hit is None:
-            bare = [(g, i) for g, els in groups.items() for i, e in enumerate(els) if e == joint]
-            if len(bare) > 1:
-                options = ", ".join(f"{g}.{groups[g][i]}" for g, i in bare)
-                problems.append(f"{where}: joint {joint!r} is ambiguous ({options}); write GROUP.ELEMENT")
-                continue
-            hit = bare[0] if bare else None
-        if hit is None:
-            problems.append(
-                f"{where}: joint {joint!r} is not an element of any env {kind} group; "
-                f"env {env_name} has: {_sorted_list(qualified)}"
-            )
-            continue
-        g, i = hit
-        if runs and runs[-1][0] == g and runs[-1][1] is not None:
-            runs[-1] = (g, np.append(runs[-1][1], i))
-        else:
-            runs.append((g, np.asarray([i], dtype=np.int64)))
-    return runs, problems
-
-
 class Translator:
     """GR00T keys <-> env names for one env spec, built from a modality config and a mapping.
 
@@ -217,11 +174,9 @@ class Translator:
                     f"(mapped video keys: {_sorted_list(mapping.video)})"
                 )
                 continue
-            if entry.camera not in spec.cameras:
-                self.problems.append(
-                    f"video key {key!r} (mapping {src}): camera {entry.camera!r} is not an env camera; "
-                    f"env {spec.name} has: {_sorted_list(spec.cameras)}"
-                )
+            problem = camera_problem(f"video key {key!r}", entry.camera, spec, f"mapping {src}")
+            if problem:
+                self.problems.append(problem)
                 continue
             self.video.append(_Video(key, entry.camera, entry.size or tuple(spec.cameras[entry.camera])))
         for key, entry in mapping.video.items():
@@ -335,11 +290,19 @@ class Translator:
     def _vector(
         self, entry: VectorEntry, groups: Mapping[str, Sequence[str]], kind: str, sink: list[str]
     ) -> _Vector | None:
-        runs, problems = _resolve(entry, groups, kind, self.spec.name, self.mapping.source)
+        runs, problems = resolve_runs(
+            f"{kind} key {entry.key!r}",
+            groups,
+            kind,
+            self.spec.name,
+            f"mapping {self.mapping.source}",
+            groups=entry.groups,
+            joints=entry.joints,
+        )
         if problems:
             sink.extend(problems)
             return None
-        width = sum(len(groups[g]) if cols is None else len(cols) for g, cols in runs)
+        width = run_width(runs, groups)
         columns = np.zeros(0, np.int64)
         if kind == "action":
             parts = []
@@ -351,13 +314,7 @@ class Translator:
 
     @staticmethod
     def _describe_sources(vec: _Vector, groups: Mapping[str, Sequence[str]]) -> str:
-        parts = []
-        for g, cols in vec.runs:
-            if cols is None:
-                parts.append(f"{g}({len(groups[g])})")
-            else:
-                parts.append(", ".join(f"{g}.{groups[g][i]}" for i in cols))
-        return ("group(s) " if all(c is None for _, c in vec.runs) else "") + " + ".join(parts)
+        return runs_text(vec.runs, groups)
 
     # ------------------------------------------------------------------ description
 

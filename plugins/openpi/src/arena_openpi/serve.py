@@ -45,6 +45,7 @@ __all__ = ["IMAGE_KEYS", "ServedOpenpiPolicy", "serve", "serve_command"]
 
 log = logging.getLogger(__name__)
 
+
 class ServedOpenpiPolicy(ServedHandler):
     """openpi's ``infer(obs) -> dict`` over a ServedPolicy: openpi maps <-> canonical types."""
 

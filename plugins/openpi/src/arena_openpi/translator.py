@@ -48,10 +48,10 @@ class Translator(KeyTranslator):
                 )
             elif want.kind == "state" and want.groups:
                 entry = next(e for e in self.state if e.key == key)
-                if tuple(entry.groups) != tuple(want.groups):
+                if tuple(entry.groups or ()) != tuple(want.groups):
                     problems.append(
                         f"{key}: {served} splits it into groups {list(want.groups)}, the mapping concatenates "
-                        f"{list(entry.groups)}"
+                        f"{list(entry.groups or entry.joints or ())}"
                     )
         if tuple(layout.action_groups) != tuple(self.action_groups):
             problems.append(
