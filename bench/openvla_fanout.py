@@ -7,7 +7,7 @@ request per observation, spread over the replicas' connections). Printed: querie
 each) per second with 1 and with 4 replicas, and ``ratio=X`` = 4 replicas over 1 (target
 >= 3.5; ideal 4).
 
-Usage: python bench/openvla_fanout.py [--envs 8] [--latency-ms 20] [--rounds 40]
+Usage: python bench/openvla_fanout.py [--envs 8] [--latency-ms 20] [--rounds 80]
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def measure(ports: list[int], envs: int, rounds: int, mapping_path: str) -> floa
         desc = policy.describe()
         if desc.problems:
             raise SystemExit("preflight problems: " + "; ".join(desc.problems))
-        for _ in range(3):
+        for _ in range(10):  # warm-up: connections, the servers' worker threads
             policy.infer(obs, mask)
         t0 = time.perf_counter()
         for _ in range(rounds):
@@ -119,7 +119,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--envs", type=int, default=8)
     ap.add_argument("--latency-ms", type=float, default=20.0)
-    ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=80)
     ap.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
