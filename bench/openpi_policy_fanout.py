@@ -91,7 +91,7 @@ def run_config(ports: list[int], envs: int, size: int, rounds: int, warmup: int)
             assert chunk.actions.shape == (envs, 10, 7)
 
         total_s, round_ms = time_rounds(rounds, one_round)
-        connections = policy.pool.size if policy.pool else 0
+        connections = len(policy.pool.connections) if policy.pool else 0
     return {
         "replicas": len(ports),
         "connections": connections,
