@@ -134,6 +134,8 @@ class RemotePolicy(Policy):
     packaged_mappings: ClassVar[Mapping[str, Any]] = {}
     #: True: one request carries the whole batch, split over replicas (``split``/``decode_batch``)
     batched: ClassVar[bool] = False
+    #: what a request is called in messages (``get_action`` for GR00T)
+    request_name: ClassVar[str] = "inference"
 
     def __init__(self, config: Any, env_spec: EnvSpec, num_envs: int) -> None:
         super().__init__(config, env_spec, num_envs)
@@ -335,7 +337,7 @@ class RemotePolicy(Policy):
     def request_error(self, exc: BaseException, env_ids: np.ndarray) -> BaseException:
         """What a failed request becomes: a PolicyError naming the envs (other exceptions pass)."""
         if isinstance(exc, RemoteError):
-            err = PolicyError(f"{self.name}: inference for env(s) {env_ids.tolist()} failed: {exc}")
+            err = PolicyError(f"{self.name}: {self.request_name} for env(s) {env_ids.tolist()} failed: {exc}")
             err.__cause__ = exc
             return err
         return exc

@@ -116,6 +116,7 @@ class Gr00tPolicy(RemotePolicy):
     mapping_class = Gr00tMapping
     packaged_mappings = {name: packaged_mapping(name) for name in PACKAGED_MAPPINGS}
     batched = True
+    request_name = "get_action"
 
     def __init__(self, config: Gr00tConfig, env_spec: EnvSpec, num_envs: int) -> None:
         super().__init__(config, env_spec, num_envs)
@@ -148,13 +149,6 @@ class Gr00tPolicy(RemotePolicy):
 
     def encode(self, observation: Observation, rows: np.ndarray) -> dict[str, Any]:
         return self.translator.encode(observation, rows, self.form)
-
-    def request_error(self, exc: BaseException, env_ids: np.ndarray) -> BaseException:
-        if isinstance(exc, Gr00tError):
-            err = PolicyError(f"gr00t: get_action for env(s) {env_ids.tolist()} failed: {exc}")
-            err.__cause__ = exc
-            return err
-        return exc
 
     # ------------------------------------------------------------------ preflight
 
