@@ -112,6 +112,40 @@ def test_policy_is_reset_with_each_episode_seed() -> None:
     assert sorted(SeedRecorder.seen) == sorted(e.seed for e in plan_episodes(["reach"], 5, 4))
 
 
+class LosesSomeEpisodes(GoalSeekingPolicy):
+    """Reports every third episode start lost (as a dropped protocol session would), once per slot episode."""
+
+    queries = 0
+
+    def reset(self, env_ids: Sequence[int], seeds: Sequence[int] | None = None) -> None:
+        super().reset(env_ids, seeds)
+        self.fresh = set(getattr(self, "fresh", set())) | {int(i) for i in env_ids}
+
+    def infer(self, observation, env_mask):
+        chunk = super().infer(observation, env_mask)
+        lost = {}
+        for i in chunk.env_ids.tolist():
+            if i in self.fresh:
+                self.fresh.discard(i)
+                type(self).queries += 1
+                if type(self).queries % 3 == 0:
+                    lost[i] = "session dropped"
+        return ActionChunk(chunk.actions, chunk.env_ids, lost=lost)
+
+
+@pytest.mark.parametrize(("num_envs", "stages"), [(1, 1), (3, 1), (4, 2)])
+def test_episodes_a_policy_reports_lost_run_again_with_their_seeds(num_envs: int, stages: int) -> None:
+    LosesSomeEpisodes.queries = 0
+    kw = {"episodes": 4, "num_envs": num_envs, "seed": 3, "stages": stages}
+    summary, records = evaluate_records(LosesSomeEpisodes, "debug/suite", **kw)
+    _, reference = evaluate_records(Factory(), "debug/suite", **kw)
+    assert Counter((r.task, r.episode_index) for r in records) == Counter(
+        {(t, i): 1 for t in ("reach", "reach-far") for i in range(4)}
+    )
+    assert outcomes(records) == outcomes(reference)  # same seeds, same results: nothing continued half-way
+    assert LosesSomeEpisodes.queries > 8 and summary.overall.episodes == 8
+
+
 # -- env failures and step limits ------------------------------------------------------------------------
 
 

@@ -32,12 +32,18 @@ class Task:
 
 @attrs.frozen
 class ActionGroup:
-    """A named slice of the action vector (e.g. ``ee_delta``: x, y, z) with its bounds."""
+    """A named slice of the action vector (e.g. ``ee_delta``: x, y, z) with its bounds.
+
+    ``convention`` (optional) says what the numbers mean, in vla-eval's vocabulary
+    (:mod:`arena.conventions`: ``delta_xyz``, ``axis_angle``, ``binary_close_positive``, ...),
+    so a server declaring another one is refused before any episode runs.
+    """
 
     name: str
     elements: tuple[str, ...] = attrs.field(converter=_names)
     low: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.float32), eq=False)
     high: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.float32), eq=False)
+    convention: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         n = len(self.elements)
@@ -62,6 +68,8 @@ class EnvSpec:
     ``action_groups`` are in the order the simulator expects them concatenated.
     ``hold_action`` is what an env waiting for a chunk executes (synced-batch
     scheduling); zeros suit delta control, absolute control should override it.
+    ``state_conventions`` maps state group -> convention (``absolute_xyz``, ``quaternion_xyzw``,
+    ...; see :mod:`arena.conventions`), for the groups whose meaning a model could mistake.
     """
 
     name: str
@@ -74,8 +82,12 @@ class EnvSpec:
     control_hz: float = 0.0
     success_rule: str = "success reported by the env ends the episode; reaching max steps is a failure"
     hold_action: np.ndarray | None = attrs.field(default=None, eq=False)
+    state_conventions: Mapping[str, str] = attrs.field(factory=dict, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
+        unknown = sorted(set(self.state_conventions) - set(self.state_groups))
+        if unknown:
+            raise ContractError(f"env {self.name!r}: state_conventions name unknown state group(s) {unknown}")
         if not self.tasks:
             raise ContractError(f"env {self.name!r}: tasks must not be empty")
         if self.max_episode_steps < 1:
@@ -135,9 +147,16 @@ class EnvSpec:
             "cameras": {k: list(v) for k, v in self.cameras.items()},
             "state_groups": {k: list(v) for k, v in self.state_groups.items()},
             "action_groups": [
-                {"name": g.name, "elements": list(g.elements), "low": g.low.tolist(), "high": g.high.tolist()}
+                {
+                    "name": g.name,
+                    "elements": list(g.elements),
+                    "low": g.low.tolist(),
+                    "high": g.high.tolist(),
+                    **({"convention": g.convention} if g.convention else {}),
+                }
                 for g in self.action_groups
             ],
+            **({"state_conventions": dict(self.state_conventions)} if self.state_conventions else {}),
             "tasks": [{"name": t.name, "instruction": t.instruction} for t in self.tasks],
             "max_episode_steps": self.max_episode_steps,
             "control_hz": self.control_hz,
@@ -194,10 +213,16 @@ class Observation:
 
 @attrs.define
 class ActionChunk:
-    """Actions (M, horizon, A) in the env's action order for the M envs ``env_ids``."""
+    """Actions (M, horizon, A) in the env's action order for the M envs ``env_ids``.
+
+    ``lost`` maps env ids whose episode cannot go on to the cause (e.g. a protocol session
+    that dropped mid-episode): the evaluator drops their rows (any values) and runs those
+    episodes again with their seeds, as it does for an env worker that died.
+    """
 
     actions: Array
     env_ids: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64))
+    lost: Mapping[int, str] = attrs.field(factory=dict, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         shape = shape_of(self.actions)

@@ -162,6 +162,7 @@ class Evaluator:
         self._validated = False
         self._direct: StepResult | None = None  # the result of a synchronous step (no handle)
         self._direct_ids = np.zeros(0, np.int64)
+        self._requery = False  # set once a policy lost episodes: filter slots that wait for a query
 
     @property
     def rebuilds(self) -> int:
@@ -370,7 +371,7 @@ class Evaluator:
         """Start the chunk step of the group's slots that hold actions; False if none does."""
         ledger = self.ledger
         ids = self._active_ids(g)
-        if self._async_resets:  # a slot whose start completed after the last query waits for its chunk
+        if self._async_resets or self._requery:  # a slot (re)started after the last query waits for its chunk
             ids = ids[~self.scheduler.need_mask(self._runnable())[ids]]
         if not len(ids):
             return False
@@ -477,6 +478,16 @@ class Evaluator:
         g.query_t0 = time.perf_counter()
         g.query = self.policy.submit(self.observation, need)
 
+    def _drop_lost(self, chunk: ActionChunk, need_ids: np.ndarray, dt: float) -> np.ndarray:
+        """Lose the episodes the policy could not go on with and start them again; the ids left."""
+        lost = np.asarray([int(i) for i in chunk.lost if int(i) in set(need_ids.tolist())], np.int64)
+        for s in lost.tolist():
+            self.ledger.infer_time[s] += dt
+            self._lose(s, f"policy: {chunk.lost[s]}")
+        self._requery = True  # restarted slots hold no actions until their next query
+        self._start(lost.tolist())
+        return need_ids[~np.isin(need_ids, lost)]
+
     def _collect_query(self, g: _Group) -> None:
         future, g.query = g.query, None
         assert future is not None and g.query_ids is not None
@@ -492,8 +503,13 @@ class Evaluator:
             raise PolicyError(
                 f"policy returned actions for env ids {got.tolist()}, expected exactly the masked ids {need_ids.tolist()}"
             )
-        self.scheduler.push(chunk.numpy(), need_ids)
         ledger = self.ledger
+        if chunk.lost:
+            need_ids = self._drop_lost(chunk, need_ids, dt)
+            if not len(need_ids):
+                return
+            chunk = ActionChunk(chunk.numpy()[np.isin(chunk.env_ids, need_ids)], need_ids)
+        self.scheduler.push(chunk.numpy(), need_ids)
         if len(need_ids) == 1:
             i = int(need_ids[0])
             ledger.infer_time[i] += dt

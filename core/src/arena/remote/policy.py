@@ -47,7 +47,7 @@ from arena.remote.keymap import KeyMapping, mapping_for
 from arena.remote.translate import KeyTranslator, shape_text
 from arena.validators import accepted_by, at_least, in_range
 
-__all__ = ["RemotePolicy", "remote_fields"]
+__all__ = ["RemotePolicy", "map_errors", "remote_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ class RemotePolicy(Policy):
                     out[i] = self.decode(reply)
                 return ActionChunk(out, env_ids)
 
-        return _map_errors(gather(futures, combine), lambda exc: self.request_error(exc, env_ids))
+        return map_errors(gather(futures, combine), lambda exc: self.request_error(exc, env_ids))
 
     def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
         return self.submit(observation, env_mask).result()
@@ -382,7 +382,7 @@ class RemotePolicy(Policy):
             self.pool.close()  # idempotent; kept for diagnostics (connections' counters)
 
 
-def _map_errors(future: Future[ActionChunk], convert: Any) -> Future[ActionChunk]:
+def map_errors(future: Future[ActionChunk], convert: Any) -> Future[ActionChunk]:
     """The same outcome, with a failure passed through ``convert``."""
     out: Future[ActionChunk] = Future()
 

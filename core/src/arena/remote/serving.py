@@ -69,20 +69,25 @@ class ServedPolicy:
             self.policy, self.name, _ = self.assembly.policy(policy, policy_config, self.spec, max_batch)
             self.description: PolicyDescription = self.policy.describe()
 
-    def infer(self, observation: Observation) -> np.ndarray:
-        """Chunks (B, horizon, A) for the B rows of ``observation``."""
+    def infer(self, observation: Observation, slots: Sequence[int] | None = None) -> np.ndarray:
+        """Chunks (B, horizon, A) for the B rows of ``observation``.
+
+        ``slots``: the policy slot of each row (a protocol with sessions keeps one slot per
+        session, so per-env state such as frame histories follows the session); default 0..B-1.
+        """
         n = observation.num_envs
         if not 1 <= n <= self.max_batch:
             raise ContractError(f"batch size: expected 1..{self.max_batch} observations, got {n}")
-        observation.env_ids = np.arange(n)
+        observation.env_ids = np.arange(n) if slots is None else np.asarray(slots, np.int64)
         observation.validate(self.spec)
         with self.assembly.scope():
             chunk = self.policy.infer(observation, np.ones(n, bool))
         return chunk.numpy()
 
-    def reset(self) -> None:
+    def reset(self, slots: Sequence[int] | None = None) -> None:
+        """A new episode in ``slots`` (default: every slot)."""
         with self.assembly.scope():
-            self.policy.reset(list(range(self.max_batch)))
+            self.policy.reset(list(range(self.max_batch)) if slots is None else list(slots))
 
     def close(self) -> None:
         self.policy.close()

@@ -12,7 +12,7 @@ element names ``q0..q3``.
 
 from __future__ import annotations
 
-__all__ = ["OBS_DIM", "STATE_GROUPS", "GROUP_SLICES"]
+__all__ = ["OBS_DIM", "STATE_CONVENTIONS", "STATE_GROUPS", "GROUP_SLICES"]
 
 OBS_DIM = 39
 
@@ -32,6 +32,12 @@ STATE_GROUPS: dict[str, tuple[str, ...]] = {
     **dict(_FRAME),
     **{f"prev_{name}": elements for name, elements in _FRAME},
     "goal": _XYZ,
+}
+
+#: what the numbers mean (arena.conventions): world-frame positions. The object quaternions are
+#: left undeclared: Meta-World's tasks fill them from MuJoCo (w first) or scipy (w last).
+STATE_CONVENTIONS: dict[str, str] = {
+    name: "absolute_xyz" for name in STATE_GROUPS if name.endswith("_pos") or name == "goal"
 }
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from arena.contract import ActionGroup, EnvSpec, Task
 from arena.vector import SimVectorEnv, default_processes
 from arena_metaworld.config import METAWORLD_MAX_PATH_LENGTH, MetaWorldConfig
-from arena_metaworld.layout import GROUP_SLICES, OBS_DIM, STATE_GROUPS
+from arena_metaworld.layout import GROUP_SLICES, OBS_DIM, STATE_CONVENTIONS, STATE_GROUPS
 from arena_metaworld.sim import MetaWorldSim, make_env, sim_factory
 from arena_metaworld.tasks import instructions, tasks_of
 
@@ -45,9 +45,11 @@ def build_spec(env_id: str, config: MetaWorldConfig, env: object | None = None) 
         cameras={cam: size for cam in config.cameras},
         state_groups=dict(STATE_GROUPS),
         action_groups=(
-            ActionGroup("ee_delta", ("x", "y", "z"), low=low[:3], high=high[:3]),
-            ActionGroup("gripper", ("effort",), low=low[3:], high=high[3:]),
+            ActionGroup("ee_delta", ("x", "y", "z"), low=low[:3], high=high[:3], convention="delta_xyz"),
+            # a positive effort closes the fingers
+            ActionGroup("gripper", ("effort",), low=low[3:], high=high[3:], convention="binary_close_positive"),
         ),
+        state_conventions=dict(STATE_CONVENTIONS),
         tasks=tuple(Task(t, text[t]) for t in tasks),
         max_episode_steps=METAWORLD_MAX_PATH_LENGTH,
         control_hz=1.0 / float(env.dt),  # type: ignore[attr-defined]

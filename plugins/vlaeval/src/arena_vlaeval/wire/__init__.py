@@ -1,0 +1,1 @@
+"""vla-eval's wire protocol (WebSocket + msgpack), importing nothing from arena but the kit's free modules."""

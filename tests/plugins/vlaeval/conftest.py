@@ -1,0 +1,13 @@
+"""Fixtures of the vla-eval family tests (real servers on 127.0.0.1, real MuJoCo, real vla-eval)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+_HERE = str(pathlib.Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
