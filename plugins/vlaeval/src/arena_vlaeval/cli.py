@@ -9,7 +9,14 @@ import os
 import sys
 from collections.abc import Sequence
 
-from arena.remote.serving import ServedPolicy, add_server_arguments, command_main, mapping_command, serve_main
+from arena.remote.serving import (
+    ServedPolicy,
+    add_image_keys_argument,
+    add_server_arguments,
+    command_main,
+    mapping_command,
+    serve_main,
+)
 from arena.validators import int_arg
 
 __all__ = ["main"]
@@ -55,6 +62,13 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "0: no wait). --max-batch is the most sessions at once",
     )
     g.add_argument(
+        "--infer-batch",
+        type=int_arg(1),
+        default=None,
+        help="most observations one infer answers (default: --max-batch; 1: one observation per infer)",
+    )
+    add_image_keys_argument(g)
+    g.add_argument(
         "--max-message-bytes", type=int_arg(1024), default=64 << 20, help="largest message accepted (default: 64 MiB)"
     )
     g.add_argument("--port-file", default=None, help="write the bound port to this file once listening")
@@ -72,7 +86,13 @@ def _serve(served: ServedPolicy, args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("VLAEVAL_TOKEN") or None
     try:
         server = VlaevalServer(
-            served, mapping, token=token, max_message_bytes=args.max_message_bytes, max_wait_s=args.max_wait_ms / 1000
+            served,
+            mapping,
+            token=token,
+            max_message_bytes=args.max_message_bytes,
+            max_wait_s=args.max_wait_ms / 1000,
+            infer_batch=args.infer_batch,
+            image_keys=args.image_keys,
         )
     except ValueError as exc:
         log.error("%s", exc)

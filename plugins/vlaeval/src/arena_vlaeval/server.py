@@ -3,8 +3,9 @@
 Each WebSocket connection is one session and holds one slot of the served policy (so
 per-episode state follows the session, as vla-eval's servers key it by connection); at
 most ``max_batch`` sessions at once. ``episode_start`` resets the slot; observations from
-all sessions that arrive within ``max_wait_s`` of each other are answered by one batched
-``infer`` (vla-eval's ``max_wait_time`` idea), each reply echoing its observation's seq. A
+all sessions that arrive within ``max_wait_s`` of the first are answered by one batched
+``infer`` (vla-eval's ``max_wait_time`` idea; the wait ends as soon as every session inside
+an episode has sent one, so a lone session never waits), each reply echoing its seq. A
 served chunk of H > 1 steps is answered whole, (H, A), for the client to schedule; H = 1 as
 one action (A,). The hello reply declares the env's conventions as vla-eval's
 ``action_spec`` / ``observation_spec``; ``GET /health`` answers 200.
@@ -82,8 +83,10 @@ class VlaevalServer(ServedHandler):
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         max_wait_s: float = 0.005,
         image_format: str = "png",
+        infer_batch: int | None = None,
+        image_keys: str = "policy",
     ) -> None:
-        super().__init__(served)
+        super().__init__(served, image_keys)
         self.translator = VlaevalTranslator(mapping, served.spec)
         if self.translator.problems:
             raise ValueError(
@@ -93,9 +96,11 @@ class VlaevalServer(ServedHandler):
         self.max_message_bytes = max_message_bytes
         self.max_wait_s = max_wait_s
         self.image_format = image_format
+        self.infer_batch = infer_batch or served.max_batch  # most observations one infer answers
         self.action_spec, self.observation_spec = server_specs(self.translator, bool(self.cameras))
         self.free = list(range(served.max_batch))
         self.sessions = 0
+        self.in_episode = 0  # sessions inside an episode: the most observations a batch can wait for
         self.batches: list[int] = []  # size of each batched infer (diagnostics, tests)
         self._pending = _Batch()
         self.port = 0
@@ -132,8 +137,10 @@ class VlaevalServer(ServedHandler):
                     await ws.send(encode("hello", self._hello(), seq))
                 elif kind == "episode_start":
                     self.served.reset([slot])
+                    self.in_episode += 0 if in_episode else 1
                     in_episode = True
                 elif kind == "episode_end":
+                    self.in_episode -= 1 if in_episode else 0
                     in_episode = False
                 elif kind == "observation":
                     reply_kind, reply = await self._observe(slot, payload, in_episode)
@@ -145,6 +152,7 @@ class VlaevalServer(ServedHandler):
         finally:
             self.free.append(slot)
             self.sessions -= 1
+            self.in_episode -= 1 if in_episode else 0
 
     def _hello(self) -> dict[str, Any]:
         from arena_vlaeval import __version__
@@ -179,10 +187,23 @@ class VlaevalServer(ServedHandler):
     async def _batcher(self) -> None:
         while True:
             await self._pending.event.wait()
-            if self.max_wait_s > 0:
-                await asyncio.sleep(self.max_wait_s)  # let the other sessions' observations arrive
+            # let the other sessions' observations arrive: up to max_wait_s, not once every session
+            # that could send one has (one session never waits)
+            deadline = asyncio.get_running_loop().time() + self.max_wait_s
+            while len(self._pending.items) < min(self.in_episode, self.infer_batch):
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                self._pending.event.clear()
+                try:
+                    await asyncio.wait_for(self._pending.event.wait(), left)
+                except asyncio.TimeoutError:
+                    break
             batch, self._pending = self._pending, _Batch()
-            items = batch.items
+            items, rest = batch.items[: self.infer_batch], batch.items[self.infer_batch :]
+            if rest:  # over the batch size: the rest go first into the next batch
+                self._pending.items[:0] = rest
+                self._pending.event.set()
             if not items:
                 continue
             self.batches.append(len(items))
