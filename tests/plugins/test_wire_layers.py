@@ -53,4 +53,4 @@ def test_the_free_kit_modules_import_only_each_other(module: str) -> None:
 
 def test_every_protocol_family_has_a_wire_package() -> None:
     families = {p.parent.parent.name for p in WIRE}
-    assert {"arena_gr00t", "arena_openpi", "arena_openvla"} <= families
+    assert {"arena_gr00t", "arena_openpi", "arena_openvla", "arena_vlaeval"} <= families
