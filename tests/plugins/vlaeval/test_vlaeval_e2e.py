@@ -57,9 +57,11 @@ def repeating_expert(k: int) -> Any:
     return lambda spec, n: Held(None, spec, n)
 
 
-@pytest.mark.parametrize("chunk_size", [None, 3])
-def test_expert_behind_vlaevals_own_server_matches_in_process(tmp_path: Path, chunk_size: int | None) -> None:
-    server = vlaeval_expert(*(["--chunk-size", str(chunk_size)] if chunk_size else []))
+@pytest.mark.parametrize(("chunk_size", "flag"), [(None, None), (3, "--chunk-size"), (3, "--reply-chunk")])
+def test_expert_behind_vlaevals_own_server_matches_in_process(tmp_path: Path, chunk_size: int | None, flag) -> None:
+    """Without chunk_size; with it (the server answers one action per observation from its buffer);
+    and with (3, 4) chunks answered whole, executed by arena's scheduler."""
+    server = vlaeval_expert(*([flag, str(chunk_size)] if chunk_size else []))
     try:
         out = tmp_path / "remote"
         summary = arena.evaluate(

@@ -42,8 +42,8 @@ class MetaWorldExpertServer(PredictModelServer):
         action = np.clip(self.experts[obs["task_description"]].get_action(state), -1.0, 1.0).astype(np.float32)
         if self.negative:
             action[3] = -action[3]
-        if self.chunk_size:
-            return {"actions": np.tile(action, (self.chunk_size, 1))}
+        if self.chunk_size or getattr(self, "reply_chunk", None):
+            return {"actions": np.tile(action, (self.chunk_size or self.reply_chunk, 1))}
         return {"actions": action}
 
     def get_action_spec(self) -> dict[str, DimSpec]:
@@ -59,9 +59,11 @@ def main() -> None:
     ap.add_argument("--chunk-size", type=int, default=None)
     ap.add_argument("--gripper", choices=["positive", "negative"], default="positive")
     ap.add_argument("--drop-after", type=int, default=None)
+    ap.add_argument("--reply-chunk", type=int, default=None, help="answer (K, 4) chunks as they are (no chunk_size)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     server = MetaWorldExpertServer(args.chunk_size, args.gripper == "negative", args.drop_after)
+    server.reply_chunk = args.reply_chunk
     serve(server, host="127.0.0.1", port=args.port)
 
 

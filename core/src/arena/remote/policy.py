@@ -62,6 +62,7 @@ def remote_fields(
     spread: str = "requests are spread over them",
     token_help: str = "sent as 'Authorization: Bearer TOKEN' (an arena extension)",
     schemes: tuple[str, ...] = (),
+    prefix: str | None = None,
 ) -> SimpleNamespace:
     """The config fields every remote family has, one vocabulary across families.
 
@@ -106,7 +107,7 @@ def remote_fields(
             default=None,
             metadata={
                 "help": f"mapping: a TOML file or a packaged one{names}; default: the one registered for the "
-                f"env's embodiment, {protocol}:EMBODIMENT"
+                f"env's embodiment, {prefix or protocol}:EMBODIMENT"
             },
         ),
         connections_per_host=attrs.field(

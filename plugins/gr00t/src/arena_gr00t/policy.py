@@ -51,6 +51,7 @@ _F = remote_fields(
     spread="each batch is split across them",
     token_help="API token sent in every request (the server's api_token)",
     schemes=("tcp",),
+    prefix="gr00t",
 )
 
 

@@ -46,6 +46,7 @@ _F = remote_fields(
     tuple(PACKAGED_MAPPINGS),
     spread="env slots are spread over them, one session each",
     token_help="sent as 'Authorization: Bearer TOKEN' (an arena extension: stock vla-eval servers have no token)",
+    prefix="vlaeval",
 )
 
 
