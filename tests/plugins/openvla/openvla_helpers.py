@@ -2,62 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-import attrs
+from served_process import Served, free_port, start
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@attrs.define
-class Served:
-    proc: subprocess.Popen
-    port: int
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+__all__ = ["Served", "free_port", "serve"]
 
 
 def serve(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> Served:
     """``arena-openvla serve ARGS --port PORT``, returned once the port accepts connections."""
     port = free_port()
-    fd, name = tempfile.mkstemp(prefix="openvla-serve-", suffix=".log")
     cmd = [sys.executable, "-m", "arena_openvla.cli", "serve", *args, "--port", str(port)]
-    with os.fdopen(fd, "w") as log_file:
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        )  # fmt: skip
-    served = Served(proc, port, Path(name))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return served
-        except OSError:
-            time.sleep(0.1)
-    log = served.log()
-    served.kill()
-    raise RuntimeError(f"{' '.join(cmd)} did not start (exit {proc.poll()}):\n{log}")
+    return start(cmd, port, env=env, timeout_s=timeout_s)

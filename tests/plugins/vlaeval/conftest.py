@@ -8,6 +8,6 @@ import sys
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-_HERE = str(pathlib.Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+for _dir in (pathlib.Path(__file__).resolve().parent, pathlib.Path(__file__).resolve().parents[1]):
+    if str(_dir) not in sys.path:
+        sys.path.insert(0, str(_dir))

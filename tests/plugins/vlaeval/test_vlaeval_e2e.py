@@ -128,7 +128,7 @@ def dropping_server(drop_at: int, drops: int) -> ThreadServer:
 
 def test_a_session_dropping_mid_episode_loses_the_episode_and_it_runs_again_with_its_seed(tmp_path: Path) -> None:
     """vla-eval's client would reconnect and go on in a session that never saw episode_start; arena re-runs."""
-    server = dropping_server(drop_at=25, drops=3)
+    server = dropping_server(drop_at=25, drops=2)  # at most --episode-retries (2) drops can hit one episode
     try:
         out = tmp_path / "remote"
         summary = arena.evaluate(
@@ -137,7 +137,7 @@ def test_a_session_dropping_mid_episode_loses_the_episode_and_it_runs_again_with
     finally:
         server.stop()
     assert server.state["drops"] == 0
-    assert summary.totals["episodes_lost"] == 3
+    assert summary.totals["episodes_lost"] == 2
     assert outcomes(out) == expert_run(tmp_path)  # each lost episode re-ran from its seed: same outcomes, once each
 
 

@@ -2,78 +2,28 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
+from served_process import Served, free_port, start
 
 HERE = Path(__file__).resolve().parent
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@attrs.define
-class Served:
-    proc: subprocess.Popen
-    port: int
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
-def _start(cmd: list[str], port: int, timeout_s: float = 60.0) -> Served:
-    fd, name = tempfile.mkstemp(prefix="vlaeval-serve-", suffix=".log")
-    with os.fdopen(fd, "w") as log_file:
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-    served = Served(proc, port, Path(name))
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return served
-        except OSError:
-            time.sleep(0.1)
-    log = served.log()
-    served.kill()
-    raise RuntimeError(f"{' '.join(cmd)} did not start (exit {proc.poll()}):\n{log}")
+__all__ = ["Served", "ThreadServer", "arena_serve", "free_port", "metaworld_benchmark", "vlaeval_expert"]
 
 
 def vlaeval_expert(*args: str) -> Served:
     """The Meta-World expert behind vla-eval's own PredictModelServer."""
     port = free_port()
-    return _start([sys.executable, str(HERE / "vlaeval_expert_server.py"), str(port), *args], port)
+    return start([sys.executable, str(HERE / "vlaeval_expert_server.py"), str(port), *args], port)
 
 
 def arena_serve(*args: str) -> Served:
     """``arena-vlaeval serve ARGS`` on a free port."""
     port = free_port()
-    return _start([sys.executable, "-m", "arena_vlaeval.cli", "serve", *args, "--port", str(port)], port)
+    return start([sys.executable, "-m", "arena_vlaeval.cli", "serve", *args, "--port", str(port)], port)
 
 
 def metaworld_benchmark(env_id: str):  # noqa: ANN201 - a vla_eval StepBenchmark
