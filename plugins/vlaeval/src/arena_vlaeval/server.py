@@ -38,6 +38,9 @@ __all__ = ["VlaevalServer", "server_specs"]
 
 log = logging.getLogger(__name__)
 
+#: messages up to this size (state, text) are decoded on the event loop; larger ones in a thread
+_INLINE_BYTES = 64 << 10
+
 
 def server_specs(translator: VlaevalTranslator, reads_images: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """(action_spec, observation_spec) in vla-eval's DimSpec form, from the env's conventions.
@@ -128,7 +131,10 @@ class VlaevalServer(ServedHandler):
         try:
             async for data in ws:
                 try:
-                    kind, payload, seq = decode(data, max_bytes=self.max_message_bytes)  # bounded: cheap inline
+                    if len(data) > _INLINE_BYTES:  # images: decode off the loop, other sessions go on meanwhile
+                        kind, payload, seq = await asyncio.to_thread(decode, data, max_bytes=self.max_message_bytes)
+                    else:
+                        kind, payload, seq = decode(data, max_bytes=self.max_message_bytes)
                 except VlaevalCodecError as exc:
                     log.warning("session %d: %s; closing it", slot, exc)
                     await ws.close(1008, str(exc)[:120])
