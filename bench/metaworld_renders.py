@@ -4,8 +4,8 @@ A stand-in policy declares one camera in ``describe()`` and returns chunks of
 8 zero actions (execution horizon 8); arena's evaluator should then ask the
 env for an image only on the steps whose observation the policy will read:
 one per chunk (plus the reset), never on the 7 steps in between.
-Also times one 224x224 ``corner`` render with shadows/reflections off
-(the default) and on.
+Also times one 224x224 ``corner`` render by default (shadows, reflections and anti-aliasing
+off), with --antialias, and with shadows and reflections on.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ def main() -> None:
     renders = counts[0]
     print(f"env={args.env} episodes={summary.overall.episodes} env_steps={steps} renders={renders} wall_s={wall:.1f}")
     print(f"render_ms_224_default={render_ms(MetaWorldConfig(cameras=(CAMERA,))):.1f}")
+    print(f"render_ms_224_antialias={render_ms(MetaWorldConfig(cameras=(CAMERA,), antialias=True)):.1f}")
     print(
         f"render_ms_224_shadows_reflections={render_ms(MetaWorldConfig(cameras=(CAMERA,), shadows=True, reflections=True)):.1f}"
     )

@@ -6,7 +6,8 @@ Same episodes (MT10, Meta-World's scripted expert, arena's planned seeds) on bot
 * workers: ``--num-envs 2``, one spawned worker per slot, observations in shared memory.
 
 Printed, state-only and with one 224x224 ``corner`` camera rendered every step (the expert
-declared as a camera policy, so the loop renders for every query):
+declared as a camera policy, so the loop renders for every query), the camera as arena renders
+it by default (no multisampling) and with ``--antialias true`` (``camera_aa``, Meta-World's 4x):
 
 * ``cpu_ratio_*``: CPU seconds per env step (this process plus its workers) with workers over in
   process (target <= 1.2);
@@ -47,7 +48,9 @@ def _proc_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def one(num_envs: int, camera: bool, episodes: int, max_steps: int, stages: int = 1) -> dict[str, Any]:
+def one(
+    num_envs: int, camera: bool, episodes: int, max_steps: int, stages: int = 1, antialias: bool = False
+) -> dict[str, Any]:
     import arena_metaworld  # noqa: F401  (MUJOCO_GL before mujoco)
     from arena.evaluator import Evaluator, plan_episodes
     from arena.schedulers import ChunkedConfig, ChunkedScheduler
@@ -61,7 +64,7 @@ def one(num_envs: int, camera: bool, episodes: int, max_steps: int, stages: int 
             desc.cameras = {"corner": None}
             return desc
 
-    env = MetaWorldVectorEnv("mt10", MetaWorldConfig(cameras=("corner",)), num_envs)
+    env = MetaWorldVectorEnv("mt10", MetaWorldConfig(cameras=("corner",), antialias=antialias), num_envs)
     policy = (CameraExpert if camera else ExpertPolicy)(None, env.spec, num_envs)
     sched = ChunkedScheduler(ChunkedConfig(), num_envs, env.spec.action_dim, 1)
     records: list = []
@@ -88,8 +91,8 @@ def one(num_envs: int, camera: bool, episodes: int, max_steps: int, stages: int 
     }
 
 
-def measure(num_envs: int, camera: bool, episodes: int, max_steps: int) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--one", json.dumps([num_envs, camera, episodes, max_steps])]
+def measure(num_envs: int, camera: bool, episodes: int, max_steps: int, antialias: bool = False) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--one", json.dumps([num_envs, camera, episodes, max_steps, 1, antialias])]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -105,11 +108,16 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(*json.loads(args.one))))
         return
-    for label, camera, episodes in (("state", False, args.episodes), ("camera", True, args.camera_episodes)):
+    rows = (
+        ("state", False, args.episodes, False),
+        ("camera", True, args.camera_episodes, False),  # the default, --antialias false
+        ("camera_aa", True, args.camera_episodes, True),  # --antialias true (Meta-World's 4x multisampling)
+    )
+    for label, camera, episodes, antialias in rows:
         best: dict[int, dict[str, Any]] = {}
         for _ in range(args.rounds):
             for n in (1, 2):
-                got = measure(n, camera, episodes, args.max_steps)
+                got = measure(n, camera, episodes, args.max_steps, antialias)
                 if n not in best or got["steps_per_s"] > best[n]["steps_per_s"]:
                     best[n] = got
         same = best[1]["outcomes"] == best[2]["outcomes"]

@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import select
 import signal
 import time
 import weakref
 from collections.abc import Sequence
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any
 
 from arena.vector.buffers import SlotBuffers, SlotLayout
@@ -123,6 +124,20 @@ def _death_reason(proc: Any) -> str:
     return f"worker died: exit code {code}"
 
 
+def _readable(conns: Sequence[Connection], timeout: float | None) -> list[Connection]:
+    """The pipes of ``conns`` with a reply (or EOF) waiting, after at most ``timeout`` seconds.
+
+    One ``select`` call for all of them: ``Connection.poll`` builds a selector per call, which
+    cost more CPU than the step itself at several polls per step.
+    """
+    if not conns:
+        return []
+    try:
+        return select.select(conns, [], [], timeout)[0]
+    except (OSError, ValueError):  # a closed pipe: let the receiver report it
+        return list(conns)
+
+
 def _stop_all(workers: list[_Worker], buffers: SlotBuffers) -> None:
     for w in workers:
         w.stop()
@@ -180,43 +195,40 @@ class ProcessSlots(SlotRunner):
 
     def ready(self, ticket: Ticket) -> bool:
         """Take the replies that arrived; True when none is missing."""
-        for conn in list(ticket.pending):
-            try:
-                readable = conn.poll(0)
-            except (OSError, ValueError):
-                readable = True  # a broken pipe: _receive reports it
-            if readable:
+        if ticket.pending:
+            for conn in _readable(list(ticket.pending), 0):
                 self._receive(ticket, conn)
         return not ticket.pending
 
     def wait(self, tickets: Sequence[Ticket], timeout: float | None) -> None:
         if any(self.ready(t) for t in tickets):
             return
-        conns = [conn for t in tickets for conn in t.pending]
-        try:
-            wait(conns, timeout)  # a dead worker's pipe is readable (EOF) too
-        except (OSError, ValueError):
-            pass  # a closed pipe: gather reports it
+        _readable([conn for t in tickets for conn in t.pending], timeout)  # a dead worker's pipe is readable (EOF)
 
     def gather(self, ticket: Ticket) -> list[Reply]:
         """Wait for every reply of ``ticket``; dead or hung workers answer LOST and are replaced.
 
         Each worker holds the only other end of its pipe, so a worker that
-        dies makes its pipe readable at EOF: polling the pipes one after the
-        other against one deadline detects death and hangs alike.
+        dies makes its pipe readable at EOF: waiting on the pipes against one
+        deadline detects death and hangs alike.
         """
         deadline = time.monotonic() + self.timeout_s
-        for conn in list(ticket.pending):
-            try:
-                readable = conn.poll(max(0.0, deadline - time.monotonic()))
-            except (OSError, ValueError):
-                readable = True
-            if readable:
+        while ticket.pending:
+            left = deadline - time.monotonic()
+            ready = _readable(list(ticket.pending), max(0.0, left))
+            for conn in ready:
                 self._receive(ticket, conn)
-                continue
-            k = ticket.pending.pop(conn)
-            ticket.replies[k] = (False, LOST, False, f"worker timed out: no answer within {self.timeout_s:g} s", 0)
-            self._replace(ticket.slots[k])
+            if not ready and left <= 0:
+                for conn in list(ticket.pending):
+                    k = ticket.pending.pop(conn)
+                    ticket.replies[k] = (
+                        False,
+                        LOST,
+                        False,
+                        f"worker timed out: no answer within {self.timeout_s:g} s",
+                        0,
+                    )
+                    self._replace(ticket.slots[k])
         return ticket.replies  # type: ignore[return-value]
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ class CameraRenderer:
         shadows: bool = False,
         reflections: bool = False,
         upright: bool = True,
+        antialias: bool = True,
     ) -> None:
         self.model = model
         self.data = data
@@ -47,6 +48,7 @@ class CameraRenderer:
         self.width = width
         self.shadows = shadows
         self.reflections = reflections
+        self.antialias = antialias
         self._ids: dict[str, int] = {}
         self._rotate: dict[str, bool] = {}
         for cam in cameras:
@@ -68,6 +70,8 @@ class CameraRenderer:
         # The offscreen buffer is sized from the model (640x480 in Meta-World); grow it for larger images.
         vis.offwidth = max(int(vis.offwidth), self.width)
         vis.offheight = max(int(vis.offheight), self.height)
+        if not self.antialias:  # the model's multisample count (4 in Meta-World) is what costs most in software GL
+            self.model.vis.quality.offsamples = 0
         renderer = mujoco.Renderer(self.model, self.height, self.width)
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = self.shadows
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = self.reflections

@@ -123,6 +123,7 @@ class MetaWorldSim(Simulator):
                 shadows=c.shadows,
                 reflections=c.reflections,
                 upright=c.upright,
+                antialias=c.antialias,
             )
         return self._renderer.render_into(out)
 
