@@ -28,7 +28,7 @@ import logging
 import math
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -356,24 +356,34 @@ class RemotePolicy(Policy):
                 ActionChunk(np.zeros((0, self.action_horizon, self.env_spec.action_dim), np.float32), env_ids)
             )
         native = self.encode(observation, rows)
+        futures, combine = self.dispatch(observation, rows, env_ids, native)
+        return map_errors(gather(futures, combine), lambda exc: self.request_error(exc, env_ids))
+
+    def dispatch(
+        self, observation: Observation, rows: np.ndarray, env_ids: np.ndarray, native: Any
+    ) -> tuple[list[Future], Callable[[list[Any]], ActionChunk]]:
+        """Start the requests of one query: (their futures, how their results combine into the chunk).
+
+        Default: one request per observation over the pool, or (``batched``) a piece of the
+        batch per replica. A protocol with sessions (vla-eval) routes each row to its slot's own.
+        """
         if self.batched:
             future = self.pool.submit_split(len(rows), lambda conn, a, b: self.request(conn, self.split(native, a, b)))
 
-            def combine(pieces: list[list[tuple[int, int, Any]]]) -> ActionChunk:
+            def combine_pieces(pieces: list[list[tuple[int, int, Any]]]) -> ActionChunk:
                 parts = [self.decode_batch(reply, b - a) for a, b, reply in pieces[0]]
                 return ActionChunk(np.concatenate(parts) if len(parts) > 1 else parts[0], env_ids)
 
-            futures = [future]
-        else:
-            futures = [self.pool.submit(lambda conn, n=n: self.request(conn, n)) for n in native]
+            return [future], combine_pieces
+        futures = [self.pool.submit(lambda conn, n=n: self.request(conn, n)) for n in native]
 
-            def combine(replies: list[Any]) -> ActionChunk:
-                out = np.empty((len(replies), self.action_horizon, self.env_spec.action_dim), np.float32)
-                for i, reply in enumerate(replies):
-                    out[i] = self.decode(reply)
-                return ActionChunk(out, env_ids)
+        def combine(replies: list[Any]) -> ActionChunk:
+            out = np.empty((len(replies), self.action_horizon, self.env_spec.action_dim), np.float32)
+            for i, reply in enumerate(replies):
+                out[i] = self.decode(reply)
+            return ActionChunk(out, env_ids)
 
-        return map_errors(gather(futures, combine), lambda exc: self.request_error(exc, env_ids))
+        return futures, combine
 
     def infer(self, observation: Observation, env_mask: np.ndarray) -> ActionChunk:
         return self.submit(observation, env_mask).result()

@@ -24,9 +24,8 @@ import numpy as np
 
 from arena.contract import ActionChunk, EnvSpec, Observation
 from arena.errors import PolicyError
-from arena.futures import completed, gather
 from arena.remote.errors import RemoteConnectionError, RemoteTimeoutError
-from arena.remote.policy import RemotePolicy, map_errors, remote_fields
+from arena.remote.policy import RemotePolicy, remote_fields
 from arena.results import EpisodeRecord
 from arena.validators import at_least, one_of
 from arena_vlaeval.mapping import PACKAGED_MAPPINGS, VlaevalMapping, VlaevalTranslator, packaged_mapping
@@ -245,21 +244,16 @@ class VlaevalPolicy(RemotePolicy):
         except RemoteConnectionError as exc:  # could not open a session at an episode start
             return _Lost(str(exc))
 
-    def submit(self, observation: Observation, env_mask: np.ndarray) -> Future[ActionChunk]:
-        problems = self.preflight()
-        if problems:
-            raise PolicyError(f"vlaeval policy cannot run: {'; '.join(problems)}")
-        rows = np.flatnonzero(env_mask)
-        env_ids = observation.env_ids[rows]
-        horizon, width = self.action_horizon, self.env_spec.action_dim
-        if not len(rows):
-            return completed(ActionChunk(np.zeros((0, horizon, width), np.float32), env_ids))
-        natives = self.encode(observation, rows)
+    def dispatch(
+        self, observation: Observation, rows: np.ndarray, env_ids: np.ndarray, native: Any
+    ) -> tuple[list[Future], Callable[[list[Any]], ActionChunk]]:
+        """Each row on its slot's own session; rows whose session was lost come back as ``lost``."""
         texts = [str(observation.instruction[int(r)]) for r in rows]  # read now: the rows may change after
         futures = [
             self.pool.run(int(e), lambda e=int(e), n=n, t=t: self._act(e, n, t))
-            for e, n, t in zip(env_ids, natives, texts)
+            for e, n, t in zip(env_ids, native, texts)
         ]
+        horizon, width = self.action_horizon, self.env_spec.action_dim
 
         def combine(replies: list[Any]) -> ActionChunk:
             out = np.zeros((len(replies), horizon, width), np.float32)
@@ -271,4 +265,4 @@ class VlaevalPolicy(RemotePolicy):
                     out[i] = self.decode(reply)
             return ActionChunk(out, env_ids, lost=lost)
 
-        return map_errors(gather(futures, combine), lambda exc: self.request_error(exc, env_ids))
+        return futures, combine
