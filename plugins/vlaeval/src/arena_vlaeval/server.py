@@ -148,6 +148,7 @@ class VlaevalServer(ServedHandler):
                 elif kind == "episode_end":
                     self.in_episode -= 1 if in_episode else 0
                     in_episode = False
+                    self._pending.event.set()  # a batch waiting for this session's observation need not
                 elif kind == "observation":
                     reply_kind, reply = await self._observe(slot, payload, in_episode)
                     await ws.send(encode(reply_kind, reply, seq, self.image_format))
@@ -159,6 +160,7 @@ class VlaevalServer(ServedHandler):
             self.free.append(slot)
             self.sessions -= 1
             self.in_episode -= 1 if in_episode else 0
+            self._pending.event.set()
 
     def _hello(self) -> dict[str, Any]:
         from arena_vlaeval import __version__
@@ -193,6 +195,9 @@ class VlaevalServer(ServedHandler):
     async def _batcher(self) -> None:
         while True:
             await self._pending.event.wait()
+            if not self._pending.items:  # woken by an episode end, nothing to answer
+                self._pending.event.clear()
+                continue
             # let the other sessions' observations arrive: up to max_wait_s, not once every session
             # that could send one has (one session never waits)
             deadline = asyncio.get_running_loop().time() + self.max_wait_s
