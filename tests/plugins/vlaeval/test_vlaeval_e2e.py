@@ -186,3 +186,20 @@ def test_observations_of_concurrent_sessions_share_one_batched_infer(tmp_path: P
     batches = running.server.batches
     assert max(batches) == 4 and sum(batches) > len(batches)  # the four slots' steps answered together
     assert outcomes(out) == expert_run(tmp_path)
+
+
+def test_as_many_env_slots_as_the_server_has_sessions() -> None:
+    """Preflight's greetings and probe release their sessions: --num-envs N fits a server of N."""
+    from arena.remote.serving import ServedPolicy
+    from arena_vlaeval.mapping import VlaevalMapping
+    from arena_vlaeval.server import VlaevalServer
+
+    served = ServedPolicy("expert", ENV, max_batch=2)
+    running = ThreadServer(VlaevalServer(served, VlaevalMapping.registered(served.spec)))
+    try:
+        summary = arena.evaluate(
+            "vlaeval", ENV, episodes=2, num_envs=2, write=False, policy_config={"host": f"127.0.0.1:{running.port}"}
+        )
+    finally:
+        running.stop()
+    assert summary.overall.episodes == 2 and summary.overall.successes == 2

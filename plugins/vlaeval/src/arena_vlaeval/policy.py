@@ -13,7 +13,6 @@ seed on a fresh session.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -88,15 +87,20 @@ class SlotSessions:
         n = policy.num_envs
         self.sessions: list[Session | None] = [None] * n
         self.started = [False] * n  # episode_start sent on the slot's current session
-        self.hellos = [policy.connect(h, p) for h, p in policy.replicas]  # every replica greets (fail fast)
-        self.server_info = self.hellos[0].server_info
+        self.t0 = [0.0] * n  # when each slot's episode started (episode_end's elapsed_sec)
+        # every replica greets once (fail fast, read its specs); closed at once: a session holds a server slot
+        self.hellos: list[dict[str, Any]] = []
+        for host, port in policy.replicas:
+            session = policy.connect(host, port)
+            session.close()
+            self.hellos.append(session.server_info)
+        self.server_info = self.hellos[0]
         self._threads = ThreadPoolExecutor(max(1, n), thread_name_prefix="vlaeval-slot")
-        self.t0 = [0.0] * n
-        self._lock = threading.Lock()
 
     @property
-    def connections(self) -> list[Session]:
-        return [s for s in self.sessions if s is not None] or self.hellos
+    def connections(self) -> list[Session | None]:
+        """One (lazily opened) session per env slot."""
+        return self.sessions
 
     def submit(self, request: Callable[[Session], Any]) -> Future[Any]:
         """``request`` on a fresh session inside a probe episode (the preflight probe)."""
@@ -121,12 +125,12 @@ class SlotSessions:
             self.started[slot] = False
         return session
 
-    def run(self, slot: int, job: Callable[[], Any]) -> Future[Any]:
+    def run(self, job: Callable[[], Any]) -> Future[Any]:
         return self._threads.submit(job)
 
     def close(self) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)
-        for s in [*self.sessions, *self.hellos]:
+        for s in self.sessions:
             if s is not None:
                 s.close()
 
@@ -180,7 +184,7 @@ class VlaevalPolicy(RemotePolicy):
         info = self.pool.server_info
         self._info["served by"] = str(info.get("model_server", "?")) + f" (vla-eval {info.get('harness_version', '?')})"
         for other, (host, port) in zip(self.pool.hellos[1:], self.replicas[1:]):
-            if (other.server_info.get("action_spec"), other.server_info.get("model_server")) != (
+            if (other.get("action_spec"), other.get("model_server")) != (
                 info.get("action_spec"),
                 info.get("model_server"),
             ):
@@ -250,8 +254,7 @@ class VlaevalPolicy(RemotePolicy):
         """Each row on its slot's own session; rows whose session was lost come back as ``lost``."""
         texts = [str(observation.instruction[int(r)]) for r in rows]  # read now: the rows may change after
         futures = [
-            self.pool.run(int(e), lambda e=int(e), n=n, t=t: self._act(e, n, t))
-            for e, n, t in zip(env_ids, native, texts)
+            self.pool.run(lambda e=int(e), n=n, t=t: self._act(e, n, t)) for e, n, t in zip(env_ids, native, texts)
         ]
         horizon, width = self.action_horizon, self.env_spec.action_dim
 
