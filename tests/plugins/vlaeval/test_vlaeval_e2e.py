@@ -190,9 +190,10 @@ def test_observations_of_concurrent_sessions_share_one_batched_infer(tmp_path: P
 
 def test_as_many_env_slots_as_the_server_has_sessions() -> None:
     """Preflight's greetings and probe release their sessions: --num-envs N fits a server of N."""
-    from arena.remote.serving import ServedPolicy
     from arena_vlaeval.mapping import VlaevalMapping
     from arena_vlaeval.server import VlaevalServer
+
+    from arena.remote.serving import ServedPolicy
 
     served = ServedPolicy("expert", ENV, max_batch=2)
     running = ThreadServer(VlaevalServer(served, VlaevalMapping.registered(served.spec)))
