@@ -480,7 +480,8 @@ class Evaluator:
 
     def _drop_lost(self, chunk: ActionChunk, need_ids: np.ndarray, dt: float) -> np.ndarray:
         """Lose the episodes the policy could not go on with and start them again; the ids left."""
-        lost = np.asarray([int(i) for i in chunk.lost if int(i) in set(need_ids.tolist())], np.int64)
+        asked = set(need_ids.tolist())
+        lost = np.asarray([int(i) for i in chunk.lost if int(i) in asked], np.int64)
         for s in lost.tolist():
             self.ledger.infer_time[s] += dt
             self._lose(s, f"policy: {chunk.lost[s]}")

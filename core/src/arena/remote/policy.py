@@ -146,7 +146,6 @@ class RemotePolicy(Policy):
         self.translator: Any = None
         self.action_horizon = 1
         self.execution_horizon: int | None = None
-        self.reply_width: int | None = None
         self._problems: list[str] | None = None
         self._info: dict[str, str] = {}
 
@@ -234,7 +233,6 @@ class RemotePolicy(Policy):
                 problems.append(self.probe_problem(exc))
                 return
             found = 1 if actions.ndim == 1 else int(actions.shape[0])
-            self.reply_width = int(actions.shape[-1])
             if horizon is not None and found != horizon:
                 problems.append(
                     f"{self.translator.action_key}: {source} says {horizon} steps per chunk, the server's probe "

@@ -28,6 +28,7 @@ from arena.contract import EnvSpec, Observation
 from arena.errors import ArenaError, ContractError
 from arena.plugins import Plugins, load_plugins, parse_plugin_options
 from arena.policy import PolicyDescription
+from arena.remote.translate import shape_text
 from arena.run import add_family_options, preparse_selection
 from arena.validators import int_arg
 
@@ -93,10 +94,6 @@ class ServedPolicy:
         self.policy.close()
 
 
-def shape_text(shape: Sequence[Any]) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
 def checked_array(name: str, value: Any, kind: str, shape: Sequence[Any]) -> np.ndarray:
     """``value`` if it is an ``image`` (uint8) or ``state`` (numeric) array of ``shape``; else a ContractError.
 
@@ -140,10 +137,10 @@ class ServedHandler:
     def spec(self) -> EnvSpec:
         return self.served.spec
 
-    def infer(self, observation: Observation) -> np.ndarray:
-        """Chunks (B, horizon, A) in env action order."""
+    def infer(self, observation: Observation, slots: Sequence[int] | None = None) -> np.ndarray:
+        """Chunks (B, horizon, A) in env action order; ``slots`` as :meth:`ServedPolicy.infer`."""
         with self._lock:
-            return self.served.infer(observation)
+            return self.served.infer(observation, slots)
 
     def action_groups(self, chunk: np.ndarray, prefix: str = "") -> dict[str, np.ndarray]:
         """(B, H, A) in env order -> ``{prefix + group: (B, H, D) float32}``."""

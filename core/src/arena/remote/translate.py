@@ -26,8 +26,14 @@ from arena.remote.names import Run, camera_problem, resolve_runs, run_width, run
 __all__ = ["KeyTranslator", "KeySpec", "shape_text", "action_text"]
 
 
-def shape_text(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+def shape_text(shape: Sequence[int | str]) -> str:
+    """``(224, 224, 3)``, ``(8,)``, ``(B, 1, 3)``: shapes as messages print them (names for free axes)."""
+    return (
+        "("
+        + ", ".join(s if isinstance(s, str) else str(int(s)) for s in shape)
+        + ("," if len(shape) == 1 else "")
+        + ")"
+    )
 
 
 @attrs.frozen

@@ -147,10 +147,6 @@ class VlaevalTranslator(KeyTranslator):
                 problems.append(mismatch(label, got, want, self.spec.name, lambda n, g=group: f'[convert] {g} = "{n}"'))
         if checked:
             info["conventions"] = ", ".join(checked)
-        if obs_spec and not {"image", "images"} & set(obs_spec) and self.images:
-            self.not_read = [e.key for e in self.images]  # the server reads no image: render none
-            self.keys = {k: v for k, v in self.keys.items() if k not in self.not_read}
-            self.images, self.image_keys = [], []
         for key, spec in obs_spec.items():
             fmt = str(spec.get("format", "raw")) if isinstance(spec, Mapping) else "raw"
             if key in ("image", "images"):
@@ -167,6 +163,14 @@ class VlaevalTranslator(KeyTranslator):
                 elif sent != fmt:
                     problems.append(f"observation {key!r}: the server reads {fmt}, the mapping sends {sent}")
         return problems, info
+
+    def restrict(self, server: Mapping[str, Any]) -> None:
+        """A server whose ``observation_spec`` lists no image reads none: send (and render) none."""
+        obs_spec = server.get("observation_spec") or {}
+        if obs_spec and not {"image", "images"} & set(obs_spec) and self.images:
+            self.not_read = [e.key for e in self.images]
+            self.keys = {k: v for k, v in self.keys.items() if k not in self.not_read}
+            self.images, self.image_keys = [], []
 
     def _pair_components(self, action_spec: Mapping[str, Any], problems: list[str]) -> list[tuple[str, str]]:
         """Server action components -> env action groups (mapping, same name, or in order)."""

@@ -169,8 +169,8 @@ class VlaevalPolicy(RemotePolicy):
         if not isinstance(reply, Mapping) or "actions" not in reply:
             keys = sorted(map(str, reply)) if isinstance(reply, Mapping) else type(reply).__name__
             raise PolicyError(f"vlaeval: the action reply has no 'actions' (got {keys})")
-        value = np.asarray(reply["actions"]) if isinstance(reply["actions"], (list, np.ndarray)) else reply["actions"]
-        ndim = value.ndim if isinstance(value, np.ndarray) and value.ndim in (1, 2) else 2
+        value = np.asarray(reply["actions"]) if isinstance(reply["actions"], list) else reply["actions"]
+        ndim = 1 if isinstance(value, np.ndarray) and value.ndim == 1 else 2  # anything else: the (H, A) message
         return self.translator.check_actions(value, "reply 'actions'", ndim=ndim)
 
     # -- preflight -------------------------------------------------------------------------------
@@ -192,6 +192,7 @@ class VlaevalPolicy(RemotePolicy):
         found, notes = self.translator.check_conventions(info)
         problems.extend(found)
         self._info.update(notes)
+        self.translator.restrict(info)
 
     def extra_info(self) -> dict[str, str]:
         return {"sessions": f"one per env slot ({self.num_envs}), image format {self.config.image_format}"}

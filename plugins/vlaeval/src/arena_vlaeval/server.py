@@ -59,7 +59,7 @@ def server_specs(translator: VlaevalTranslator, reads_images: bool = True) -> tu
         obs["image"] = {"name": "image", "dims": 0, "format": "rgb_hwc_uint8"}
     for key, k in translator.keys.items():
         if k.kind == "state":
-            fmt = getattr(mapping, "state_formats", {}).get(key, "raw")
+            fmt = mapping.state_formats.get(key, "raw")
             obs[key] = {"name": key, "dims": int(k.shape[0]), "format": fmt}
     if translator.prompt_key:
         obs["language"] = {"name": "language", "dims": 0, "format": "language"}
@@ -239,11 +239,7 @@ class VlaevalServer(ServedHandler):
             instruction=[o.instruction[0] for o in obs],
             env_ids=np.arange(len(obs)),
         )
-        return self.infer_slots(merged, [s for s, _, _ in items])
-
-    def infer_slots(self, observation: Any, slots: list[int]) -> np.ndarray:
-        with self._lock:
-            return self.served.infer(observation, slots)
+        return self.infer(merged, [s for s, _, _ in items])
 
     async def serve(self, host: str = "127.0.0.1", port: int = 8000, started: Any = None) -> None:
         """Serve until cancelled; ``started(port)`` is called once listening."""
