@@ -79,7 +79,8 @@ def one(
 
     plan = plan_episodes(env.spec.tasks, episodes, 0)
     try:
-        Evaluator(env, policy, sched, plan, max_steps, ended, policy_uses_cameras=camera, stages=stages).run()
+        ev = Evaluator(env, policy, sched, plan, max_steps, ended, policy_uses_cameras=camera, stages=stages)
+        ev.run()
     finally:
         env.close()
     steps = sum(r.length for r in records[1:])
@@ -88,6 +89,7 @@ def one(
         "cpu_per_step_ms": 1e3 * (marks[-1][1] - marks[0][1]) / steps,
         "outcomes": sorted([r.task, r.episode_index, r.success, r.length] for r in records),
         "renders": env.render_count(),
+        "scene_builds": ev.rebuilds,
     }
 
 
@@ -127,6 +129,7 @@ def main() -> None:
             f"in_process_steps_per_s={best[1]['steps_per_s']:.0f} workers2_steps_per_s={best[2]['steps_per_s']:.0f} "
             f"in_process_cpu_ms_per_step={best[1]['cpu_per_step_ms']:.3f} "
             f"workers2_cpu_ms_per_step={best[2]['cpu_per_step_ms']:.3f} "
+            f"scene_builds={best[1]['scene_builds']}/{best[2]['scene_builds']} "
             f"cpu_ratio_{label}={best[2]['cpu_per_step_ms'] / best[1]['cpu_per_step_ms']:.3f} "
             f"speedup_{label}={best[2]['steps_per_s'] / best[1]['steps_per_s']:.3f}",
             flush=True,

@@ -124,3 +124,53 @@ def test_every_interleaving_records_each_planned_episode_once(tasks, episodes, s
     for _, _, r in calls:
         if r.failure_reason and r.failure_reason.startswith(LOST_PREFIX):
             assert r.timings["attempts"] == retries + 1
+
+
+def timed(ledger: EpisodeLedger, slot: int, start_s: float, run_s: float) -> None:
+    """Book a start of ``start_s`` and end the episode as if it had run ``run_s`` after it."""
+    ledger.start_took(slot, start_s)
+    ledger.started[slot] -= start_s + run_s
+    ledger.finish(slot, True, None, False)
+
+
+def test_a_free_slot_idles_when_the_holder_frees_before_a_scene_build_would_be_done() -> None:
+    ledger, recorded = make(tasks=("a", "b"), episodes=3, slots=2)
+    assert [ledger.take(0).task, ledger.take(1).task] == ["a", "b"]
+    timed(ledger, 1, 0.2, 0.05)  # "b": a build of 0.2 s, then an episode of 0.05 s
+    assert ledger.take(1).task == "b"
+    timed(ledger, 1, 0.01, 0.05)  # a same-task start: 0.01 s, so a build costs ~0.19 s more
+    assert ledger.take(1).task == "b"
+    timed(ledger, 0, 0.2, 0.05)
+    assert ledger.take(0).task == "a"
+    timed(ledger, 1, 0.01, 0.05)  # "b" ran out; "a" has one episode left, and slot 0 holds "a"
+    assert ledger.take(1) is None and ledger.pending == 1 and not ledger.done
+    timed(ledger, 0, 0.01, 0.05)
+    assert ledger.take(0).task == "a"  # the holder runs it without a build
+    ledger.finish(0, True, None, False)
+    assert ledger.done and len(recorded) == 6 and ledger.scene_builds == 2
+
+
+def test_a_free_slot_builds_when_episodes_outlast_a_scene_build() -> None:
+    ledger, _ = make(tasks=("a", "b"), episodes=3, slots=2)
+    assert [ledger.take(0).task, ledger.take(1).task] == ["a", "b"]
+    timed(ledger, 0, 0.2, 50.0)  # LIBERO-like: a build of 0.2 s, episodes of 50 s
+    assert ledger.take(0).task == "a"
+    timed(ledger, 1, 0.01, 50.0)
+    while ledger.left("b"):  # slot 1 runs out "b"
+        assert ledger.take(1).task == "b"
+        timed(ledger, 1, 0.01, 50.0)
+    assert ledger.take(1).task == "a"  # slot 0 frees in ~50 s; building "a" takes 0.2 s
+
+
+def test_a_free_slot_builds_when_the_holder_would_run_what_is_left_later() -> None:
+    plan = plan_episodes(["a"], 8, 0) + plan_episodes(["b"], 4, 0)
+    ledger = EpisodeLedger(plan, 2, lambda *a: None)
+    assert [ledger.take(0).task, ledger.take(1).task] == ["a", "b"]
+    timed(ledger, 0, 0.2, 0.05)  # a build costs ~0.19 s more than a start, an episode 0.05 s
+    assert ledger.take(0).task == "a"
+    timed(ledger, 1, 0.01, 0.05)
+    while ledger.left("b"):  # slot 1 runs out "b"
+        assert ledger.take(1).task == "b"
+        timed(ledger, 1, 0.01, 0.05)
+    assert ledger.left("a") == 6  # alone, slot 0 needs ~0.35 s; a build and one episode take ~0.24 s
+    assert ledger.take(1).task == "a"

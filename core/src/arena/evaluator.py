@@ -195,8 +195,8 @@ class Evaluator:
             taken: list[int] = []
             for s in slots:
                 ep = ledger.take(s)
-                if ep is None:
-                    break
+                if ep is None:  # nothing left, or waiting for a slot that holds the scene is cheaper
+                    continue
                 eps.append(ep)
                 taken.append(s)
             if not taken:
@@ -264,6 +264,8 @@ class Evaluator:
         for k, s in enumerate(slots):
             ledger.env_time[s] += dt
             err = res.error[k]
+            if err is None:
+                ledger.start_took(s, dt)
             if err is not None:
                 if res.lost is not None and res.lost[k]:
                     self._lose(s, err)

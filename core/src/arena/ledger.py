@@ -14,9 +14,14 @@ accounting rule is written and tested in one place:
 
 Which episode a free slot takes is task-affine: one of the task its
 simulator already holds when that task has episodes left (a same-task reset
-is ~10x cheaper than building another scene), otherwise one of the task with
-the most episodes left. The seed decides an episode, so the choice changes
-wall time only, never outcomes.
+is ~10x cheaper than building another scene), otherwise one of a task no
+other slot holds, the one with the most episodes left. When only tasks that
+other slots hold are left, the free slot takes one (building that scene)
+unless, by the times measured so far, those slots would run what is left
+sooner than it could build the scene and run one: then it idles, and they
+run the episodes without a build. (Meta-World: a build costs more than a
+short episode; LIBERO: an episode costs far more than a build.) The seed decides an
+episode, so the choice changes wall time only, never outcomes.
 """
 
 from __future__ import annotations
@@ -81,6 +86,11 @@ class EpisodeLedger:
         self.infer_time = np.zeros(num_slots)
         self.inferences = np.zeros(num_slots, np.int64)
         self.started = np.zeros(num_slots)
+        #: whether each slot's episode started with a scene build, and how long its start took
+        self.built = np.zeros(num_slots, bool)
+        self.reset_s = np.zeros(num_slots)
+        self._starts_s = {True: [0.0, 0], False: [0.0, 0]}  # built -> [seconds, count] of starts
+        self._runs_s: dict[str, list[float]] = {}  # task -> [seconds, count] of episodes past their start
         self.recorded = 0
         self.lost = 0
         #: episode starts that changed the task of a slot's simulator (a scene build)
@@ -107,16 +117,61 @@ class EpisodeLedger:
     def _pick(self, slot: int) -> EpisodeSpec | None:
         held = self.slot_task[slot]
         q = self._queues.get(held) if held is not None else None
-        if not q:
-            best = None
-            for queue in self._queues.values():  # plan order breaks ties
-                if queue and (best is None or len(queue) > len(best)):
-                    best = queue
-            q = best
-        return q.popleft() if q else None
+        if q:
+            return q.popleft()
+        holders: dict[str, list[int]] = {}
+        for s in np.flatnonzero(self.active).tolist():
+            task = self.slot_task[s]
+            if s != slot and task is not None:
+                holders.setdefault(task, []).append(s)
+        best: tuple[float, str] | None = None
+        for task, queue in self._queues.items():  # plan order breaks ties
+            if queue:
+                score = len(queue) / (len(holders.get(task, ())) + 1)  # unheld tasks first, then most left per slot
+                if best is None or score > best[0]:
+                    best = (score, task)
+        if best is None:
+            return None
+        task = best[1]
+        queue = self._queues[task]
+        held_by = holders.get(task, [])
+        if held_by and self._waiting_is_sooner(task, len(queue), held_by):
+            return None
+        return queue.popleft()
+
+    def _waiting_is_sooner(self, task: str, left: int, held_by: list[int]) -> bool:
+        """Whether the slots holding ``task`` finish its ``left`` episodes sooner than with this one's help.
+
+        By the times measured so far: a scene build costs ``B`` more than a
+        same-task start, an episode ``E``, the soonest holder frees in ``r``.
+        Waiting ends after about ``r + ceil(left / holders) E``; helping after
+        ``B + E`` at best. Nothing measured yet: help.
+        """
+        built, same = self._starts_s[True], self._starts_s[False]
+        runs = self._runs_s.get(task) or self._runs_s.get("")  # this task's episodes, else all so far
+        if not built[1] or not runs:
+            return False
+        build = built[0] / built[1] - (same[0] / same[1] if same[1] else 0.0)
+        episode = runs[0] / runs[1]
+        now = time.perf_counter()
+        soonest = max(min(episode - (now - self.started[s] - self.reset_s[s]) for s in held_by), 0.0)
+        rounds = -(-left // len(held_by))
+        return soonest + rounds * episode <= build + episode
+
+    def start_took(self, slot: int, seconds: float) -> None:
+        """The start (reset) of ``slot``'s episode took ``seconds``: what scene builds cost, measured."""
+        self.reset_s[slot] = seconds
+        acc = self._starts_s[bool(self.built[slot])]
+        acc[0] += seconds
+        acc[1] += 1
 
     def take(self, slot: int) -> EpisodeSpec | None:
-        """Start the next episode in free ``slot`` (None when none is left)."""
+        """Start the next episode in free ``slot``.
+
+        None when none is left, or when the slot should idle: the episodes
+        left are of tasks other slots hold, which free before this one could
+        build the scene (see the module's docstring). Those slots take them.
+        """
         if self.active[slot]:
             raise RuntimeError(f"ledger: slot {slot} still runs {self.episode[slot]}")
         ep = self._pick(slot)
@@ -126,8 +181,9 @@ class EpisodeLedger:
         key = (ep.task, ep.index)
         self.attempts[key] = self.attempts.get(key, 0) + 1
         self.episode[slot] = ep
-        if self.slot_task[slot] != ep.task:
-            self.scene_builds += 1
+        self.built[slot] = self.slot_task[slot] != ep.task
+        self.scene_builds += int(self.built[slot])
+        self.reset_s[slot] = 0.0
         self.slot_task[slot] = ep.task
         self.active[slot] = True
         self.steps[slot] = 0
@@ -187,6 +243,11 @@ class EpisodeLedger:
         if show_attempts or self.attempts.get(key, 1) > 1:
             record.timings["attempts"] = self.attempts.get(key, 1)
         self.recorded += 1
+        if not error:
+            for key in (ep.task, ""):  # "": every task
+                acc = self._runs_s.setdefault(key, [0.0, 0])
+                acc[0] += record.timings["wall_s"] - self.reset_s[slot]
+                acc[1] += 1
         self._on_record(slot, ep, record, recording)
         return record
 
