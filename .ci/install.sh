@@ -16,7 +16,7 @@ fi
 PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 # CPU build of torch first, so nothing below pulls the CUDA build.
 "${PIP[@]}" "torch==2.13.0"
-"${PIP[@]}" -e "./core[video,report,tensorboard,ray]" -e ./plugins/metaworld -e ./plugins/gr00t -e ./plugins/openpi -e ./plugins/openvla -e ./plugins/vlaeval
+"${PIP[@]}" -e "./core[video,report,tensorboard,ray]" -e ./plugins/metaworld -e ./plugins/gr00t -e ./plugins/openpi -e ./plugins/openvla -e ./plugins/vlaeval -e ./plugins/libero
 "${PIP[@]}" "pytest>=8" "pytest-timeout>=2.3" "ruff>=0.5" "selenium>=4.20" "hypothesis>=6.100" "json-numpy>=2.0" "vla-eval==0.8.0"
 # The real openpi server module (a byte-identical copy of openpi's) for the
 # compatibility test; its client pins numpy<2, so both come without deps.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import difflib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -36,6 +37,19 @@ __all__ = [
 NON_IDENTITY_KEYS = ("num_envs", "videos", "video_camera", "tracker", "stages", "episode_retries", "backend")
 
 
+_SHOWN_IDS = 12
+
+
+def _valid_ids(family: str, sub: str, ids: list[str]) -> str:
+    """The family's ids, or for a long list the closest ones and the shortest ones (suites first)."""
+    if len(ids) <= _SHOWN_IDS:
+        return f"valid ids of family {family!r}: " + ", ".join(f"{family}/{i}" for i in ids)
+    close = difflib.get_close_matches(sub, ids, n=5, cutoff=0.6)
+    head = sorted(ids, key=lambda i: (i.count("/"), ids.index(i)))[: _SHOWN_IDS - len(close)]
+    hint = f"did you mean {', '.join(f'{family}/{i}' for i in close)}? " if close else ""
+    return f"{hint}{len(ids)} ids in family {family!r}, e.g. " + ", ".join(f"{family}/{i}" for i in head) + ", ..."
+
+
 def resolve_env(plugins: Plugins, env_id: str) -> tuple[Entry, str]:
     """``"metaworld/pick-place-v3"`` -> (family entry, ``"pick-place-v3"``); clear errors listing valid ids."""
     if "/" not in env_id:
@@ -45,8 +59,7 @@ def resolve_env(plugins: Plugins, env_id: str) -> tuple[Entry, str]:
     entry = plugins.envs.get(family)
     ids = entry.obj.ids()
     if sub not in ids:
-        shown = ", ".join(f"{family}/{i}" for i in ids)
-        raise RegistryError(f"--env: unknown env id {env_id!r}; valid ids of family {family!r}: {shown}")
+        raise RegistryError(f"--env: unknown env id {env_id!r}; {_valid_ids(family, sub, ids)}")
     return entry, sub
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 
+import attrs
 import numpy as np
 import pytest
 
@@ -36,8 +37,8 @@ pytestmark = pytest.mark.timeout(30)
 def libero_spec(**overrides: object) -> EnvSpec:
     fields = dict(
         name="libero/spatial",
-        embodiment="panda",
-        cameras={"agentview": (256, 256), "wrist": (256, 256)},
+        embodiment="libero_panda",
+        cameras={"agentview": (256, 256), "eye_in_hand": (256, 256)},
         state_groups={
             "eef_pos": ("x", "y", "z"),
             "eef_axis_angle": ("ax", "ay", "az"),
@@ -96,13 +97,13 @@ def test_libero_mapping_on_a_libero_like_spec() -> None:
         "observation/state": ("state", (8,)),
         "prompt": ("prompt", ()),
     }
-    assert t.cameras == {"agentview": None, "wrist": None} and t.uses_instruction
+    assert t.cameras == {"agentview": None, "eye_in_hand": None} and t.uses_instruction
     rng = np.random.default_rng(0)
     n = 3
     obs = Observation(
         images={
             "agentview": rng.integers(0, 255, (n, 256, 256, 3), dtype=np.uint8),
-            "wrist": rng.integers(0, 255, (n, 256, 256, 3), dtype=np.uint8),
+            "eye_in_hand": rng.integers(0, 255, (n, 256, 256, 3), dtype=np.uint8),
         },
         state={g: rng.standard_normal((n, len(e))).astype(np.float32) for g, e in spec.state_groups.items()},
         instruction=["a", "b", "c"],
@@ -110,8 +111,10 @@ def test_libero_mapping_on_a_libero_like_spec() -> None:
     )
     out = t.encode(obs, [0, 2])
     assert len(out) == 2 and [o["prompt"] for o in out] == ["a", "c"]
-    expected = resize_with_pad(rotate180(obs.images["agentview"][[2]]), 224, 224)[0]
-    np.testing.assert_array_equal(out[1]["observation/image"], expected)  # rotate first, then resize with pad
+    # openpi's client rotates robosuite's bottom-up frames by 180 degrees; on upright frames: a mirror
+    robosuite = obs.images["agentview"][[2], ::-1]
+    expected = resize_with_pad(rotate180(robosuite), 224, 224)[0]
+    np.testing.assert_array_equal(out[1]["observation/image"], expected)  # flip first, then resize with pad
     state = out[1]["observation/state"]
     assert state.dtype == np.float32 and state.shape == (8,)
     np.testing.assert_array_equal(
@@ -144,7 +147,7 @@ def test_mismatches_name_the_key_and_the_shapes() -> None:
     )
     problems = Translator(packaged("libero"), spec).problems
     text = "\n".join(problems)
-    assert "observation/wrist_image" in text and "'wrist'" in text and "env cameras: agentview" in text
+    assert "observation/wrist_image" in text and "'eye_in_hand'" in text and "env cameras: agentview" in text
     assert (
         "observation/state: mapping libero expects shape (8,), env groups eef_pos(3)+eef_axis_angle(3)+gripper_qpos(1) give (7,)"
         in text
@@ -196,8 +199,16 @@ def test_mapping_flag_takes_names_or_paths(tmp_path: pathlib.Path) -> None:
         resolve_mapping(str(tmp_path / "missing.toml"))
 
 
+def wrist_named(mapping: OpenpiMapping) -> OpenpiMapping:
+    """The mapping with its wrist image read from a camera named ``wrist`` (served as observation/wrist_image)."""
+    images = dict(mapping.images)
+    images["observation/wrist_image"] = attrs.evolve(images["observation/wrist_image"], camera="wrist")
+    return attrs.evolve(mapping, images=images)
+
+
 def test_served_layout_round_trip_and_client_check() -> None:
-    spec = libero_spec()  # renders 256x256; the mapping resizes to 224x224, the size the server takes
+    # renders 256x256; the mapping resizes to 224x224, the size the server takes
+    spec = libero_spec(cameras={"agentview": (256, 256), "wrist": (256, 256)})
     layout = build_layout(
         libero_spec(cameras={"agentview": (224, 224), "wrist": (224, 224)}), "expert", ["wrist"], True, 10
     )
@@ -211,7 +222,7 @@ def test_served_layout_round_trip_and_client_check() -> None:
     assert ServedLayout.from_metadata({}) is None
     with pytest.raises(ValueError, match="malformed"):
         ServedLayout.from_metadata({"arena": {"layout_version": 1}})
-    t = Translator(packaged("libero"), spec)
+    t = Translator(wrist_named(packaged("libero")), spec)
     assert t.restrict(layout) == []
     assert t.cameras == {"wrist": None} and t.not_read == ["observation/image"]  # not sent, not rendered
     other = build_layout(
@@ -224,7 +235,7 @@ def test_served_layout_round_trip_and_client_check() -> None:
         False,
         10,
     )
-    problems = Translator(packaged("libero"), spec).restrict(other)
+    problems = Translator(wrist_named(packaged("libero")), spec).restrict(other)
     assert (
         "observation/image: server (expert on libero/spatial) expects shape (128, 128, 3), the mapping sends (224, 224, 3) (camera agentview)"
         in problems

@@ -13,6 +13,7 @@ fields through :attr:`KeyMapping.extra_fields` / :meth:`KeyMapping.parse_extra`)
     camera = "agentview"            # required: the env camera feeding it
     size = [224, 224]               # (H, W) after aspect-preserving resize + zero padding
     rotate180 = false               # rotate by 180 degrees before resizing
+    mirror = false                  # flip left-right before resizing (with rotate180: upside down)
 
     [state."observation/state"]     # one table per state key
     groups = ["eef_pos", "eef_axis_angle", "gripper_qpos"]   # env state groups, concatenated in order
@@ -43,19 +44,31 @@ __all__ = ["ImageEntry", "StateEntry", "KeyMapping", "resolve_named_mapping", "m
 K = TypeVar("K", bound=MappingFile)
 
 _TOP = ("name", "description", "prompt_key", "images", "state", "actions")
-_IMAGE = ("camera", "size", "rotate180")
+_IMAGE = ("camera", "size", "rotate180", "mirror")
 _STATE = ("groups", "joints", "size")
 _ACTIONS = ("key", "groups")
 
 
 @attrs.frozen
 class ImageEntry:
-    """Image key ``key`` is env camera ``camera``, optionally rotated, resized with padding to ``size``."""
+    """Image key ``key`` is env camera ``camera``, optionally rotated or mirrored, resized with padding to ``size``."""
 
     key: str
     camera: str
     size: tuple[int, int] | None = None
     rotate180: bool = False
+    mirror: bool = False
+
+    @property
+    def flips(self) -> tuple[bool, bool]:
+        """(rows, cols) to flip: a 180-degree turn flips both, a mirror the columns, both together the rows."""
+        return self.rotate180, self.rotate180 != self.mirror
+
+    def steps(self) -> list[str]:
+        """The preprocessing applied, in words (for `arena check`)."""
+        turn = {(True, True): "rotate 180", (False, True): "mirror left-right", (True, False): "flip upside down"}
+        rows, cols = self.flips
+        return [s for s in (turn.get((rows, cols), ""), "resize with pad" if self.size else "") if s]
 
 
 @attrs.frozen
@@ -107,10 +120,13 @@ class KeyMapping(MappingFile):
             camera = mapfile.opt_str(entry.get("camera"), source, f"{where}: camera")
             if camera is None:
                 raise MappingError(f'mapping {source}: [{where}] needs camera = "NAME" (the env camera feeding it)')
-            rotate = entry.get("rotate180", False)
-            if not isinstance(rotate, bool):
-                raise MappingError(f"mapping {source}: {where}.rotate180 must be true or false, got {rotate!r}")
-            images[key] = ImageEntry(key, camera, mapfile.opt_size2(entry.get("size"), source, f"{where}.size"), rotate)
+            flags = {}
+            for flag in ("rotate180", "mirror"):
+                flags[flag] = entry.get(flag, False)
+                if not isinstance(flags[flag], bool):
+                    raise MappingError(f"mapping {source}: {where}.{flag} must be true or false, got {flags[flag]!r}")
+            size = mapfile.opt_size2(entry.get("size"), source, f"{where}.size")
+            images[key] = ImageEntry(key, camera, size, flags["rotate180"], flags["mirror"])
         state = {}
         for key, where, entry in mapfile.entries(data, "state", _STATE, source, quote=True):
             if ("groups" in entry) == ("joints" in entry):

@@ -19,7 +19,7 @@ import numpy as np
 from arena.arrays import take_rows, to_numpy
 from arena.contract import EnvSpec, Observation
 from arena.errors import PolicyError
-from arena.images import resize_with_pad, rotate180
+from arena.images import flip, resize_with_pad
 from arena.remote.keymap import ImageEntry, KeyMapping, StateEntry
 from arena.remote.names import Run, camera_problem, resolve_runs, run_width, runs_text
 
@@ -140,7 +140,7 @@ class KeyTranslator:
             for k, v in self.keys.items()
         }
         for e in self.images:
-            steps = [s for s in ("rotate 180" if e.rotate180 else "", "resize with pad" if e.size else "") if s]
+            steps = e.steps()
             if steps:
                 out[f"key {e.key}"] += f" ({', '.join(steps)})"
         for k in self.not_read:
@@ -158,8 +158,8 @@ class KeyTranslator:
             if e.camera not in observation.images:
                 raise PolicyError(f"{self.label}: observation has no image from camera {e.camera!r} (for key {e.key})")
             imgs = to_numpy(take_rows(observation.images[e.camera], idx), np.uint8)
-            if e.rotate180:
-                imgs = rotate180(imgs)
+            if any(e.flips):
+                imgs = flip(imgs, *e.flips)
             if e.size is not None:
                 imgs = resize_with_pad(imgs, *e.size)
             columns[e.key] = imgs
@@ -242,7 +242,7 @@ class KeyTranslator:
                 )
                 raise PolicyError(f"{self.label}: {e.key}: expected a uint8 (H, W, 3) image, received {got}")
             frames = np.array(value[None])  # decoded arrays are read-only views of the body
-            frames = rotate180(frames) if e.rotate180 else frames
+            frames = flip(frames, *e.flips) if any(e.flips) else frames
             images[e.camera] = resize_with_pad(frames, *spec.cameras[e.camera])
         state = {g: np.zeros((1, spec.state_size(g)), np.float32) for g in spec.state_groups}
         given: set[str] = set()

@@ -8,16 +8,8 @@ processes inherit the variable.
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
+from arena.vector.gl import prefer_egl
 
-if sys.platform.startswith("linux") and "MUJOCO_GL" not in os.environ:
-    os.environ["MUJOCO_GL"] = "egl"
-    if "mujoco" in sys.modules:
-        logging.getLogger(__name__).warning(
-            "mujoco was imported before arena_metaworld with MUJOCO_GL unset: in-process rendering "
-            "may use GLFW and fail without a display; set MUJOCO_GL=egl before importing mujoco"
-        )
+prefer_egl(__name__)
 
 __version__ = "0.1.0"

@@ -21,6 +21,7 @@ Schema: the kit's key mapping (:mod:`arena.remote.keymap`) plus two fields of op
     size = [224, 224]               # (H, W) after aspect-preserving resize + zero padding;
                                     # absent: sent at the env's size
     rotate180 = false               # rotate by 180 degrees before resizing
+    mirror = false                  # flip left-right before resizing
 
     [state."observation/state"]     # one table per state key
     groups = ["eef_pos", "eef_axis_angle", "gripper_qpos"]   # required: concatenated in order
@@ -67,7 +68,7 @@ PACKAGED_MAPPINGS: dict[str, str] = {
 }
 
 #: embodiment -> packaged mapping, registered as translator ``openpi:EMBODIMENT`` (auto-selected)
-EMBODIMENT_MAPPINGS: dict[str, str] = {"sawyer": "metaworld", "point2d": "point2d"}
+EMBODIMENT_MAPPINGS: dict[str, str] = {"sawyer": "metaworld", "point2d": "point2d", "libero_panda": "libero"}
 
 
 @attrs.frozen

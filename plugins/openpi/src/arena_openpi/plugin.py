@@ -15,6 +15,7 @@ from arena_openpi.policy import OpenpiPolicy
 _HELP = {
     "sawyer": "openpi keys <-> Meta-World Sawyer (metaworld/*)",
     "point2d": "openpi keys <-> the debug point2d envs (debug/*)",
+    "libero_panda": "openpi LIBERO configs (pi0_libero, pi05_libero) <-> LIBERO (libero/*)",
 }
 
 

@@ -1,0 +1,151 @@
+"""One LIBERO scene as an :class:`arena.vector.Simulator`: builds the task's env, starts episodes from
+the benchmark's initial states, steps, renders on demand.
+
+The scene is a robosuite env built from the task's BDDL file without
+robosuite's camera observables and offscreen renderer: frames are rendered
+with ``mujoco.Renderer`` only when the loop reads them (a 256x256 agent view
+costs ~100 ms with CPU rendering, a step without cameras ~9 ms). The env is
+built with ``hard_reset=False`` (a hard reset reloads the whole model, ~1.5 s);
+each episode then loads its initial state with ``set_init_state``, which
+replaces every position and velocity, and the gripper's command ramp is reset
+as a hard reset would, so the episode does not depend on the one before it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from arena.env import EpisodeSpec
+from arena.vector import Simulator
+from arena_libero.config import CAMERAS, LiberoConfig
+from arena_libero.layout import quat_to_axis_angle, slices
+from arena_libero.tasks import bddl_file, init_states
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LiberoSim", "NOOP", "sim_factory", "make_env"]
+
+#: the settling action of the published evaluations: no motion, gripper open (-1)
+NOOP = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0])
+
+
+def make_env(suite_name: str, task: str) -> Any:
+    """The task's robosuite env (OSC_POSE control at 20 Hz, Panda), without cameras or renderer."""
+    from libero.libero.envs.env_wrapper import ControlEnv
+
+    return ControlEnv(
+        bddl_file_name=bddl_file(suite_name, task),
+        use_camera_obs=False,
+        has_offscreen_renderer=False,
+        has_renderer=False,
+        hard_reset=False,
+        camera_names=[],
+    )
+
+
+def _goal(env: Any) -> tuple[str, str | None]:
+    """(object, target) of the task's first goal predicate, e.g. ('in', soup, basket region)."""
+    goal = env.env.parsed_problem["goal_state"][0]
+    obj = str(goal[1])
+    return obj, (str(goal[2]) if len(goal) > 2 else None)
+
+
+class LiberoSim(Simulator):
+    """A slot's simulator: the current task's env, its initial states and its camera renderer."""
+
+    def __init__(self, suite_name: str, config: LiberoConfig) -> None:
+        self.suite = suite_name
+        self.config = config
+        self.task: str | None = None
+        self.env: Any = None
+        self.builds = 0
+        self._states = np.zeros((0, 0))
+        self._renderer: Any = None
+        self._slices = slices(config.privileged)
+        self._goal: tuple[str, str | None] = ("", None)
+
+    def prepare(self, task: str) -> None:
+        """Build ``task``'s scene now, if it is not the current one (one scene per slot bounds memory)."""
+        if task == self.task:
+            return
+        self.close()
+        self.env = make_env(self.suite, task)
+        self.task = task
+        self.builds += 1
+        self._states = init_states(self.suite, task)
+        self._goal = _goal(self.env)
+
+    def reset(self, episode: EpisodeSpec, state: np.ndarray) -> None:
+        """Episode i starts from the task's i-th initial state (mod their number), then settles."""
+        self.prepare(episode.task)
+        np.random.seed(episode.seed % 2**32)  # robosuite's placement samplers draw from numpy's global generator
+        self.env.reset()
+        for robot in self.env.env.robots:
+            # a hard reset would rebuild the gripper model, whose command ramps from zero: so must ours
+            robot.gripper.current_action = np.zeros(robot.gripper.dof)
+        obs = self.env.set_init_state(self._states[episode.index % len(self._states)])
+        for _ in range(self.config.settle_steps):
+            obs, _, _, _ = self.env.step(NOOP)
+        self._write(obs, state)
+
+    def step(self, action: np.ndarray, state: np.ndarray) -> bool:
+        obs, _, done, _ = self.env.step(np.asarray(action, np.float64))
+        self._write(obs, state)
+        return bool(done)
+
+    def _write(self, obs: Mapping[str, Any], state: np.ndarray) -> None:
+        s = self._slices
+        quat = obs["robot0_eef_quat"]
+        state[s["eef_pos"]] = obs["robot0_eef_pos"]
+        state[s["eef_quat"]] = quat
+        state[s["eef_axis_angle"]] = quat_to_axis_angle(quat)
+        state[s["gripper_qpos"]] = obs["robot0_gripper_qpos"]
+        state[s["joint_pos"]] = obs["robot0_joint_pos"]
+        if "object_pos" in s:
+            obj, target = self._goal
+            state[s["object_pos"]] = obs[f"{obj}_pos"]
+            state[s["object_quat"]] = obs[f"{obj}_quat"]
+            state[s["target_pos"]] = self._where(target) if target is not None else obs[f"{obj}_pos"]
+
+    def _where(self, name: str) -> np.ndarray:
+        """World position of an object, fixture or region (a MuJoCo site) by its BDDL name."""
+        env = self.env.env
+        if name in env.obj_body_id:
+            return env.sim.data.body_xpos[env.obj_body_id[name]]
+        return env.sim.data.get_site_xpos(name)
+
+    def render(self, images: Mapping[str, np.ndarray]) -> int:
+        if self.env is None or not images:
+            return 0
+        import mujoco
+
+        if self._renderer is None:
+            size = self.config.image_size
+            self._renderer = mujoco.Renderer(self.env.sim.model._model, size, size)
+        data = self.env.sim.data._data
+        for cam, out in images.items():
+            self._renderer.update_scene(data, camera=CAMERAS[cam])
+            self._renderer.render(out=out)
+        return len(images)
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        if self.env is not None:
+            try:
+                self.env.close()
+            except Exception:  # noqa: BLE001 - closing a broken env must not mask the real error
+                log.debug("closing the %s env failed", self.task, exc_info=True)
+            self.env = None
+            self.task = None
+
+
+def sim_factory(suite_name: str, config: LiberoConfig) -> functools.partial[LiberoSim]:
+    """The picklable factory the worker processes build their simulator with."""
+    return functools.partial(LiberoSim, suite_name, config)
