@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["VOCABULARY", "CONVERSIONS", "conversion_between", "convert", "mismatch"]
+__all__ = ["VOCABULARY", "CONVERSIONS", "INVERSES", "conversion_between", "convert", "mismatch"]
 
 #: vla-eval's formats (vla_eval.specs), plus the quaternion order it leaves implicit
 VOCABULARY = frozenset(
@@ -35,6 +35,8 @@ VOCABULARY = frozenset(
         "rgb_hwc_uint8",
         "language",
         "raw",
+        # arena's: a gripper in [0, 1] with 1 = open (OpenVLA's RLDS-trained checkpoints)
+        "open_01",
     }
 )
 
@@ -57,6 +59,19 @@ CONVERSIONS: dict[str, tuple[frozenset[tuple[str, str]], Callable[[np.ndarray], 
         frozenset({("binary_close_positive", "continuous_01"), ("binary_close_positive", "binary_close_01")}),
         lambda a: (a + 1.0) / 2.0,
     ),
+    "open_01_to_signed": (frozenset({("open_01", "binary_close_positive")}), lambda a: 1.0 - 2.0 * a),
+    "signed_to_open_01": (frozenset({("binary_close_positive", "open_01")}), lambda a: (1.0 - a) / 2.0),
+}
+
+#: conversion -> the one that undoes it (a served policy answers in the server's convention)
+INVERSES: dict[str, str] = {
+    "flip_sign": "flip_sign",
+    "xyzw_to_wxyz": "wxyz_to_xyzw",
+    "wxyz_to_xyzw": "xyzw_to_wxyz",
+    "01_to_signed": "signed_to_01",
+    "signed_to_01": "01_to_signed",
+    "open_01_to_signed": "signed_to_open_01",
+    "signed_to_open_01": "open_01_to_signed",
 }
 
 

@@ -25,6 +25,10 @@ fields through :attr:`KeyMapping.extra_fields` / :meth:`KeyMapping.parse_extra`)
     groups = ["arm", "gripper"]     # env action groups the reply's columns feed, in order;
                                     # absent: all env action groups in env order
 
+    [convert]                       # env action group -> conversion of the reply's values into the
+    gripper = "flip_sign"           # env's convention (arena.conventions.CONVERSIONS); a served
+                                    # policy's answers get the inverse
+
 Whether the names exist in an env is checked by :mod:`arena.remote.translate`.
 """
 
@@ -36,14 +40,23 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
+from arena.conventions import CONVERSIONS
 from arena.remote import mapfile
 from arena.remote.mapfile import MappingError, MappingFile
 
-__all__ = ["ImageEntry", "StateEntry", "KeyMapping", "resolve_named_mapping", "mapping_for"]
+__all__ = [
+    "ImageEntry",
+    "StateEntry",
+    "KeyMapping",
+    "parse_image",
+    "parse_convert",
+    "resolve_named_mapping",
+    "mapping_for",
+]
 
 K = TypeVar("K", bound=MappingFile)
 
-_TOP = ("name", "description", "prompt_key", "images", "state", "actions")
+_TOP = ("name", "description", "prompt_key", "images", "state", "actions", "convert")
 _IMAGE = ("camera", "size", "rotate180", "mirror")
 _STATE = ("groups", "joints", "size")
 _ACTIONS = ("key", "groups")
@@ -97,6 +110,8 @@ class KeyMapping(MappingFile):
     description: str = ""
     prompt_key: str | None = None
     images: Mapping[str, ImageEntry] = attrs.field(factory=dict)
+    #: env action group -> conversion (arena.conventions.CONVERSIONS) applied to the reply's values
+    convert: Mapping[str, str] = attrs.field(factory=dict)
     state: Mapping[str, StateEntry] = attrs.field(factory=dict)
     actions_key: str = "actions"
     action_groups: tuple[str, ...] | None = None
@@ -115,18 +130,10 @@ class KeyMapping(MappingFile):
     def from_dict(cls: type[K], data: Mapping[str, Any], source: str) -> K:
         """Build from parsed TOML; MappingError names the entry and the valid fields."""
         mapfile.check_fields(data, (*_TOP, *cls.extra_fields), source, "top level")
-        images = {}
-        for key, where, entry in mapfile.entries(data, "images", _IMAGE, source, quote=True):
-            camera = mapfile.opt_str(entry.get("camera"), source, f"{where}: camera")
-            if camera is None:
-                raise MappingError(f'mapping {source}: [{where}] needs camera = "NAME" (the env camera feeding it)')
-            flags = {}
-            for flag in ("rotate180", "mirror"):
-                flags[flag] = entry.get(flag, False)
-                if not isinstance(flags[flag], bool):
-                    raise MappingError(f"mapping {source}: {where}.{flag} must be true or false, got {flags[flag]!r}")
-            size = mapfile.opt_size2(entry.get("size"), source, f"{where}.size")
-            images[key] = ImageEntry(key, camera, size, flags["rotate180"], flags["mirror"])
+        images = {
+            key: parse_image(key, where, entry, source)
+            for key, where, entry in mapfile.entries(data, "images", _IMAGE, source, quote=True)
+        }
         state = {}
         for key, where, entry in mapfile.entries(data, "state", _STATE, source, quote=True):
             if ("groups" in entry) == ("joints" in entry):
@@ -150,8 +157,10 @@ class KeyMapping(MappingFile):
             raise MappingError(
                 f"mapping {source}: key(s) {twice} are fed twice (images, state and prompt_key must differ)"
             )
+        convert = parse_convert(data, source)
         return cls(
             source=source,
+            convert=convert,
             name=mapfile.opt_str(data.get("name"), source, "top level: name") or "",
             description=mapfile.opt_str(data.get("description"), source, "top level: description") or "",
             prompt_key=prompt_key,
@@ -161,6 +170,32 @@ class KeyMapping(MappingFile):
             action_groups=action_groups,
             **cls.parse_extra(data, source),
         )
+
+
+def parse_image(key: str, where: str, entry: Mapping[str, Any], source: str) -> ImageEntry:
+    """One image table (``camera``, ``size``, ``rotate180``, ``mirror``), for every mapping schema."""
+    camera = mapfile.opt_str(entry.get("camera"), source, f"{where}: camera")
+    if camera is None:
+        raise MappingError(f'mapping {source}: [{where}] needs camera = "NAME" (the env camera feeding it)')
+    flags = {}
+    for flag in ("rotate180", "mirror"):
+        flags[flag] = entry.get(flag, False)
+        if not isinstance(flags[flag], bool):
+            raise MappingError(f"mapping {source}: {where}.{flag} must be true or false, got {flags[flag]!r}")
+    size = mapfile.opt_size2(entry.get("size"), source, f"{where}.size")
+    return ImageEntry(key, camera, size, flags["rotate180"], flags["mirror"])
+
+
+def parse_convert(data: Mapping[str, Any], source: str) -> dict[str, str]:
+    """The ``[convert]`` table: env action group -> a conversion of :data:`arena.conventions.CONVERSIONS`."""
+    convert = {}
+    for group, conv in mapfile.table(data.get("convert", {}), source, "convert").items():
+        if not isinstance(conv, str) or conv not in CONVERSIONS:
+            raise MappingError(
+                f"mapping {source}: [convert] {group} = {conv!r} is not a conversion (known: {', '.join(CONVERSIONS)})"
+            )
+        convert[str(group)] = conv
+    return convert
 
 
 def resolve_named_mapping(cls: type[K], value: str, packaged: Mapping[str, Any]) -> K:

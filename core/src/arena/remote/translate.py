@@ -18,12 +18,13 @@ import numpy as np
 
 from arena.arrays import take_rows, to_numpy
 from arena.contract import EnvSpec, Observation
+from arena.conventions import INVERSES, convert
 from arena.errors import PolicyError
 from arena.images import flip, resize_with_pad
 from arena.remote.keymap import ImageEntry, KeyMapping, StateEntry
 from arena.remote.names import Run, camera_problem, resolve_runs, run_width, runs_text
 
-__all__ = ["KeyTranslator", "KeySpec", "shape_text", "action_text"]
+__all__ = ["KeyTranslator", "KeySpec", "shape_text", "action_text", "action_conversions", "apply_conversions"]
 
 
 def shape_text(shape: Sequence[int | str]) -> str:
@@ -44,6 +45,27 @@ class KeySpec:
     kind: str
     shape: tuple[int, ...]
     source: str
+
+
+def action_conversions(
+    convert_table: Mapping[str, str], spec: EnvSpec, where: str, problems: list[str]
+) -> list[tuple[slice, str]]:
+    """(env action columns, conversion) per ``[convert]`` entry; an unknown group becomes a problem."""
+    names = {g.name for g in spec.action_groups}
+    for group in convert_table:
+        if group not in names:
+            problems.append(
+                f"[convert] {group}: {where} converts env action group {group!r}, which env {spec.name} lacks "
+                f"(env action groups: {', '.join(sorted(names))})"
+            )
+    return [(spec.action_slice(g), c) for g, c in convert_table.items() if g in names]
+
+
+def apply_conversions(actions: np.ndarray, conversions: Sequence[tuple[slice, str]]) -> np.ndarray:
+    """Convert the columns of (..., A) float32 ``actions`` in place; returns them."""
+    for cols, name in conversions:
+        actions[..., cols] = convert(name, actions[..., cols])
+    return actions
 
 
 class KeyTranslator:
@@ -96,6 +118,8 @@ class KeyTranslator:
         self.action_key = mapping.actions_key
         self.action_groups = mapping.action_groups or tuple(g.name for g in spec.action_groups)
         self.action_width, self.action_columns = self._action_columns()
+        #: (env action columns, conversion) of the mapping's [convert] table
+        self.conversions = action_conversions(mapping.convert, spec, where, self.problems)
 
     def _action_columns(self) -> tuple[int, np.ndarray]:
         """(reply width, reply column of each env action column)."""
@@ -204,14 +228,16 @@ class KeyTranslator:
         return value
 
     def to_env(self, actions: np.ndarray) -> np.ndarray:
-        """Reply columns (..., width) -> the env's action order (..., A), float32."""
-        return np.asarray(actions, np.float32)[..., self.action_columns]
+        """Reply columns (..., width) -> the env's action order (..., A), float32, [convert] applied."""
+        return apply_conversions(np.asarray(actions, np.float32)[..., self.action_columns], self.conversions)
 
     # ------------------------------------------------------------------ the server's side
 
     def to_reply(self, actions: np.ndarray) -> np.ndarray:
         """The env's action order (..., A) -> reply columns (..., width): what a served policy answers."""
         acts = np.asarray(actions, np.float32)
+        if self.conversions:  # answer in the server's convention: undo what to_env converts
+            acts = apply_conversions(acts.copy(), [(cols, INVERSES[name]) for cols, name in self.conversions])
         out = np.zeros((*acts.shape[:-1], self.action_width), np.float32)
         out[..., self.action_columns] = acts
         return out

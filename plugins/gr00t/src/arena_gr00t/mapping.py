@@ -17,6 +17,8 @@ Schema (every table and field is optional unless marked; unknown fields are erro
     [video.KEY]                    # one table per video key
     camera = "corner"              # required: the env camera feeding it
     size = [224, 224]              # the model's (H, W); images are resized with padding to it
+    rotate180 = false              # rotate by 180 degrees first
+    mirror = false                 # flip left-right first (with rotate180: upside down)
 
     [state.KEY]                    # one table per state key; exactly one of groups / joints
     groups = ["hand_pos"]          # env state groups, concatenated in this order
@@ -25,6 +27,9 @@ Schema (every table and field is optional unless marked; unknown fields are erro
 
     [action.KEY]                   # one table per action key, same fields as state:
     groups = ["ee_delta"]          # env action groups its columns go to, in order
+
+    [convert]                      # env action group -> conversion of the model's values
+    gripper = "01_to_signed"       # into the env's convention (arena.conventions.CONVERSIONS)
 
 This module only parses and checks the file's structure; whether the names exist in a
 given env is checked by :mod:`arena_gr00t.translator` against the env spec.
@@ -38,6 +43,7 @@ from typing import Any
 import attrs
 
 from arena.remote import mapfile
+from arena.remote.keymap import ImageEntry, parse_convert, parse_image
 from arena.remote.mapfile import MappingError, MappingFile
 
 __all__ = [
@@ -51,20 +57,19 @@ __all__ = [
 ]
 
 #: embodiment -> packaged mapping file (under arena_gr00t/mappings), registered as gr00t:EMBODIMENT
-PACKAGED_MAPPINGS: dict[str, str] = {"sawyer": "sawyer.toml", "point2d": "point2d.toml"}
+PACKAGED_MAPPINGS: dict[str, str] = {
+    "sawyer": "sawyer.toml",
+    "point2d": "point2d.toml",
+    "libero_panda": "libero_panda.toml",
+}
 
-_TOP_FIELDS = ("embodiment", "description", "language", "video", "state", "action")
-_VIDEO_FIELDS = ("camera", "size")
+_TOP_FIELDS = ("embodiment", "description", "language", "video", "state", "action", "convert")
+_VIDEO_FIELDS = ("camera", "size", "rotate180", "mirror")
 _VECTOR_FIELDS = ("groups", "joints", "size")
 
 
-@attrs.frozen
-class VideoEntry:
-    """Video key ``key`` is fed by env camera ``camera``, resized with padding to ``size`` (H, W)."""
-
-    key: str
-    camera: str
-    size: tuple[int, int] | None = None
+#: video key ``key`` is fed by env camera ``camera``, flipped as asked, resized with padding to ``size``
+VideoEntry = ImageEntry
 
 
 @attrs.frozen
@@ -98,6 +103,8 @@ class Gr00tMapping(MappingFile):
     video: Mapping[str, VideoEntry] = attrs.field(factory=dict)
     state: Mapping[str, VectorEntry] = attrs.field(factory=dict)
     action: Mapping[str, VectorEntry] = attrs.field(factory=dict)
+    #: env action group -> conversion (arena.conventions.CONVERSIONS) applied to the model's values
+    convert: Mapping[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str) -> Gr00tMapping:
@@ -112,19 +119,14 @@ class Gr00tMapping(MappingFile):
             if "key" not in lang:
                 raise MappingError(f'mapping {source}: [language] needs key = "..." (the instruction\'s language key)')
             language_key = mapfile.opt_str(lang.get("key"), source, "language.key")
-        video = {}
-        for key, where, entry in mapfile.entries(data, "video", _VIDEO_FIELDS, source):
-            camera = mapfile.opt_str(entry.get("camera"), source, f"{where}.camera")
-            if camera is None:
-                raise MappingError(f'mapping {source}: [{where}] needs camera = "NAME" (the env camera feeding it)')
-            video[key] = VideoEntry(key, camera, mapfile.opt_size2(entry.get("size"), source, f"{where}.size"))
+        video = {k: parse_image(k, w, e, source) for k, w, e in mapfile.entries(data, "video", _VIDEO_FIELDS, source)}
         state = {
             k: _vector(k, w, e, source, "state") for k, w, e in mapfile.entries(data, "state", _VECTOR_FIELDS, source)
         }
         action = {
             k: _vector(k, w, e, source, "action") for k, w, e in mapfile.entries(data, "action", _VECTOR_FIELDS, source)
         }
-        return cls(source, embodiment, description, language_key, video, state, action)
+        return cls(source, embodiment, description, language_key, video, state, action, parse_convert(data, source))
 
 
 def _vector(key: str, where: str, entry: Mapping[str, Any], source: str, modality: str) -> VectorEntry:

@@ -26,6 +26,7 @@ def arena_register_translators(registry) -> None:  # noqa: ANN001 - arena.regist
     helps = {
         "sawyer": "GR00T keys <-> Meta-World Sawyer (metaworld/*)",
         "point2d": "GR00T keys <-> the debug point2d envs (debug/*)",
+        "libero_panda": "GR00T LIBERO checkpoints <-> LIBERO (libero/*)",
     }
     for embodiment in PACKAGED_MAPPINGS:
         registry.register(f"gr00t:{embodiment}", packaged_mapping(embodiment), help=helps.get(embodiment, ""))

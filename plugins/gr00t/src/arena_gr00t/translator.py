@@ -26,8 +26,9 @@ import numpy as np
 from arena.arrays import take_rows, to_numpy
 from arena.contract import EnvSpec, Observation
 from arena.errors import PolicyError
-from arena.images import resize_with_pad
+from arena.images import flip, resize_with_pad
 from arena.remote.names import camera_problem, resolve_runs, run_width, runs_text
+from arena.remote.translate import action_conversions, apply_conversions
 from arena_gr00t.mapping import Gr00tMapping, VectorEntry
 from arena_gr00t.wire.codec import ModalityConfig
 from arena_gr00t.wire.observation import action_to_nested
@@ -108,6 +109,7 @@ class _Video:
     key: str
     camera: str
     size: tuple[int, int]
+    flips: tuple[bool, bool] = (False, False)  # (rows, cols), see arena.remote.keymap.ImageEntry
 
 
 def _unprefix(modality: str, key: str) -> str:
@@ -142,6 +144,8 @@ class Translator:
         self.warnings: list[str] = []
         self.prefixed = keys_are_prefixed(modality)
         src = mapping.source
+        #: (env action columns, conversion) of the mapping's [convert] table, applied to decoded actions
+        self.conversions = action_conversions(mapping.convert, spec, f"mapping {src}", self.problems)
 
         unknown = sorted(set(modality) - {"video", "state", "action", "language"})
         if unknown:
@@ -178,7 +182,8 @@ class Translator:
             if problem:
                 self.problems.append(problem)
                 continue
-            self.video.append(_Video(key, entry.camera, entry.size or tuple(spec.cameras[entry.camera])))
+            size = entry.size or tuple(spec.cameras[entry.camera])
+            self.video.append(_Video(key, entry.camera, size, entry.flips))
         for key, entry in mapping.video.items():
             if key not in requested and entry.camera not in spec.cameras:
                 self.warnings.append(f"unused video key {key!r}: camera {entry.camera!r} is not an env camera")
@@ -380,7 +385,10 @@ class Translator:
             images = observation.images.get(v.camera)
             if images is None:
                 raise PolicyError(f"gr00t: the observation has no image of camera {v.camera!r} (video key {v.key!r})")
-            batch = resize_with_pad(take_rows(images, rows), *v.size)
+            batch = take_rows(images, rows)
+            if any(v.flips):
+                batch = flip(batch, *v.flips)
+            batch = resize_with_pad(batch, *v.size)
             video[v.key] = self.histories[f"video.{v.key}"].frames(env_ids, batch)
         state: dict[str, np.ndarray] = {}
         for s in self.state:
@@ -452,4 +460,4 @@ class Translator:
             if not np.isfinite(values).all():
                 raise PolicyError(f"gr00t: action key {a.key!r}: the server returned non-finite values")
             out[:, :, a.columns] = values
-        return out
+        return apply_conversions(out, self.conversions)

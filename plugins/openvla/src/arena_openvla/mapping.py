@@ -22,7 +22,7 @@ __all__ = ["OpenvlaMapping", "PACKAGED_MAPPINGS", "EMBODIMENT_MAPPINGS", "packag
 #: packaged mapping name -> file under arena_openvla/mappings (``--mapping NAME``)
 PACKAGED_MAPPINGS = {"metaworld": "metaworld.toml", "libero": "libero.toml"}
 #: embodiment -> packaged mapping, registered as translator ``openvla:EMBODIMENT``
-EMBODIMENT_MAPPINGS = {"sawyer": "metaworld"}
+EMBODIMENT_MAPPINGS = {"sawyer": "metaworld", "libero_panda": "libero"}
 
 
 @attrs.frozen

@@ -7,7 +7,7 @@ Beyond the kit's schema (:mod:`arena.remote.keymap`)::
 
     [components]              # server action_spec component -> env action group
     position = "ee_delta"     # default: same name, else in order when the sizes line up
-    [convert]                 # env action group -> conversion applied to the server's values
+    [convert]                 # (the kit's) env action group -> conversion of the server's values
     gripper = "flip_sign"     # arena.conventions.CONVERSIONS (flip_sign, xyzw_to_wxyz, ...)
     [state_formats]           # state key -> the format it carries, compared with the server's
     states = "eef_pos3_axisangle3_gripper2"
@@ -23,7 +23,7 @@ import attrs
 import numpy as np
 
 from arena.contract import EnvSpec, Observation
-from arena.conventions import CONVERSIONS, convert, mismatch
+from arena.conventions import CONVERSIONS, mismatch
 from arena.remote import mapfile
 from arena.remote.keymap import KeyMapping
 from arena.remote.mapfile import MappingError
@@ -50,23 +50,15 @@ class VlaevalMapping(KeyMapping):
     translator_prefix = "vlaeval"
     protocol = "vla-eval"
     mapping_hint = "--mapping PATH"
-    extra_fields = ("components", "convert", "state_formats")
+    extra_fields = ("components", "state_formats")
 
     components: Mapping[str, str] = attrs.field(factory=dict)
-    convert: Mapping[str, str] = attrs.field(factory=dict)
     state_formats: Mapping[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def parse_extra(cls, data: Mapping[str, Any], source: str) -> dict[str, Any]:
-        conv = _str_table(data, "convert", source)
-        for group, name in conv.items():
-            if name not in CONVERSIONS:
-                raise MappingError(
-                    f"mapping {source}: [convert] {group} = {name!r} is not a conversion (known: {', '.join(CONVERSIONS)})"
-                )
         return {
             "components": _str_table(data, "components", source),
-            "convert": conv,
             "state_formats": _str_table(data, "state_formats", source),
         }
 
@@ -76,21 +68,13 @@ def packaged_mapping(name: str) -> Any:
 
 
 class VlaevalTranslator(KeyTranslator):
-    """The kit's translator with images under ``images`` and the mapping's conversions applied."""
+    """The kit's translator with images under ``images`` and the server's declared conventions checked."""
 
     label = "vlaeval"
 
     def __init__(self, mapping: VlaevalMapping, spec: EnvSpec) -> None:
         super().__init__(mapping, spec)
         self.image_keys = [e.key for e in self.images]
-        env_groups = {g.name for g in spec.action_groups}
-        for group in mapping.convert:
-            if group not in env_groups:
-                self.problems.append(
-                    f"[convert] {group}: mapping {mapping.name or mapping.source} converts env action group "
-                    f"{group!r}, which env {spec.name} lacks (env action groups: {', '.join(sorted(env_groups))})"
-                )
-        self.conversions = [(spec.action_slice(g), name) for g, name in mapping.convert.items() if g in env_groups]
 
     def _nest(self, flat: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in flat.items() if k not in self.image_keys}
@@ -102,12 +86,6 @@ class VlaevalTranslator(KeyTranslator):
 
     def probe_observation(self) -> dict[str, Any]:
         return self._nest(super().probe_observation())
-
-    def to_env(self, actions: np.ndarray) -> np.ndarray:
-        out = super().to_env(actions)
-        for sl, name in self.conversions:
-            out[..., sl] = convert(name, out[..., sl])
-        return out
 
     def decode_observation(
         self, native: Mapping[str, Any], reads_cameras: Sequence[str] = (), reads_state: Sequence[str] = ()
