@@ -110,6 +110,7 @@ NEEDS = [
     (re.compile(r"--policy (gr00t)\b"), "./plugins/gr00t"),
     (re.compile(r"--policy (openpi)\b"), "./plugins/openpi"),
     (re.compile(r"--policy expert\b|--env metaworld/"), "./plugins/metaworld"),
+    (re.compile(r"--policy libero-expert\b|--env libero/"), "./plugins/libero"),
     (re.compile(r"--videos\b"), "video"),
     (re.compile(r"^arena report\b"), "report"),
     (re.compile(r"--tracker tensorboard\b"), "tensorboard"),
