@@ -7,7 +7,7 @@ was received. None (an optional field left unset) always passes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -15,7 +15,7 @@ import attrs
 from arena.config import flag_name
 from arena.errors import ConfigError
 
-__all__ = ["Validator", "at_least", "in_range", "one_of", "accepted_by", "int_arg", "PORT_RANGE"]
+__all__ = ["Validator", "at_least", "in_range", "one_of", "names_among", "accepted_by", "int_arg", "PORT_RANGE"]
 
 #: TCP ports a server may bind (0: any free one) or a client may reach
 PORT_RANGE = (0, 65535)
@@ -70,6 +70,24 @@ def one_of(*values: object) -> Validator:
     def check(instance: object, attribute: attrs.Attribute, value: object) -> None:
         if value is not None and value not in values:
             raise ConfigError(f"{flag_name(attribute.name)}: expected {words}, got {value!r}")
+
+    return check
+
+
+def names_among(known: Sequence[str], *, kind: str = "name", minimum: int = 0) -> Validator:
+    """Refuse a tuple of names with unknown or repeated ones, or fewer than ``minimum`` (``--cameras``)."""
+
+    def check(instance: object, attribute: attrs.Attribute, value: tuple[str, ...] | None) -> None:
+        if value is None:
+            return
+        flag = flag_name(attribute.name)
+        if len(value) < minimum:
+            raise ConfigError(f"{flag}: expected at least {minimum} {kind}(s), got {len(value)}")
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ConfigError(f"{flag}: unknown {kind}(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        if len(set(value)) != len(value):
+            raise ConfigError(f"{flag}: duplicate {kind} names in {value}")
 
     return check
 

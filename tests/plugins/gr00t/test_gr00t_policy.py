@@ -208,7 +208,7 @@ def test_unreachable_server_names_host_and_port(spec):
 def test_missing_mapping_file_is_a_problem(spec, tmp_path):
     with Gr00tPolicy(Gr00tConfig(mapping=str(tmp_path / "none.toml")), spec, 1) as policy:
         problems = policy.describe().problems
-    assert problems and "is neither a packaged mapping (sawyer, point2d) nor a file" in problems[0]
+    assert problems and "is neither a packaged mapping (sawyer, point2d, libero_panda) nor a file" in problems[0]
 
 
 def test_token_is_sent_and_redacted_in_results(tmp_path, monkeypatch, spec):
@@ -295,7 +295,7 @@ def test_unknown_embodiment_asks_for_a_mapping(spec):
         problems = policy.describe().problems
     assert len(problems) == 1
     assert (
-        "no GR00T mapping for embodiment 'hexapod' (env debug/reach); registered: gr00t:point2d, gr00t:sawyer"
+        "no GR00T mapping for embodiment 'hexapod' (env debug/reach); registered: gr00t:libero_panda, gr00t:point2d, gr00t:sawyer"
         in problems[0]
     )
     assert "--mapping PATH" in problems[0] and "'gr00t:hexapod'" in problems[0]

@@ -12,7 +12,7 @@ from arena.vector.buffers import SlotBuffers, SlotLayout
 from arena.vector.inprocess import InProcessSlots
 from arena.vector.process import ProcessSlots
 from arena.vector.sim_env import IN_PROCESS_VAR, SimVectorEnv, default_processes
-from arena.vector.simulator import Reply, Simulator, SimulatorFactory, execute
+from arena.vector.simulator import Reply, Simulator, SimulatorFactory, close_quietly, execute
 from arena.vector.slots import SlotRunner
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "SimulatorFactory",
     "Reply",
     "execute",
+    "close_quietly",
     "SlotLayout",
     "SlotBuffers",
     "SlotRunner",

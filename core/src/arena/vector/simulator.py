@@ -14,6 +14,7 @@ give identical outcomes.
 from __future__ import annotations
 
 import abc
+import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,7 +23,9 @@ import numpy as np
 
 from arena.env import EpisodeSpec
 
-__all__ = ["Simulator", "SimulatorFactory", "Reply", "execute"]
+__all__ = ["Simulator", "SimulatorFactory", "Reply", "execute", "close_quietly"]
+
+log = logging.getLogger(__name__)
 
 
 class Simulator(abc.ABC):
@@ -46,6 +49,19 @@ class Simulator(abc.ABC):
 
     def close(self) -> None:
         """Free the scene and its GL context."""
+
+
+def close_quietly(thing: Any, what: str) -> None:
+    """Close ``thing`` (a scene, a renderer) if it is there; a failure is logged, never raised.
+
+    Closing a broken scene must not mask the error that broke it.
+    """
+    if thing is None:
+        return
+    try:
+        thing.close()
+    except Exception:  # noqa: BLE001 - see above
+        log.debug("closing %s failed", what, exc_info=True)
 
 
 #: a picklable callable building the simulator inside the process that steps it

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from arena.errors import ConfigError
-from arena.validators import at_least, one_of
+from arena.validators import at_least, names_among, one_of
 
 __all__ = ["LiberoConfig", "CAMERAS"]
 
@@ -13,20 +12,12 @@ __all__ = ["LiberoConfig", "CAMERAS"]
 CAMERAS: dict[str, str] = {"agentview": "agentview", "eye_in_hand": "robot0_eye_in_hand"}
 
 
-def _cameras(instance: object, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
-    unknown = [c for c in value if c not in CAMERAS]
-    if unknown:
-        raise ConfigError(f"--cameras: unknown camera(s) {', '.join(unknown)}; known: {', '.join(CAMERAS)}")
-    if len(set(value)) != len(value):
-        raise ConfigError(f"--cameras: duplicate camera names in {value}")
-
-
 @attrs.define
 class LiberoConfig:
     cameras: tuple[str, ...] = attrs.field(
         default=tuple(CAMERAS),
         converter=lambda v: (v,) if isinstance(v, str) else tuple(v),
-        validator=_cameras,
+        validator=names_among(tuple(CAMERAS), kind="camera"),
         metadata={"help": f"cameras to provide, by name ({', '.join(CAMERAS)}); rendered only when read"},
     )
     image_size: int = attrs.field(

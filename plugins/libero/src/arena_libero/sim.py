@@ -14,19 +14,16 @@ as a hard reset would, so the episode does not depend on the one before it.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from arena.env import EpisodeSpec
-from arena.vector import Simulator
+from arena.vector import Simulator, close_quietly
 from arena_libero.config import CAMERAS, LiberoConfig
 from arena_libero.layout import quat_to_axis_angle, slices
 from arena_libero.tasks import bddl_file, init_states
-
-log = logging.getLogger(__name__)
 
 __all__ = ["LiberoSim", "NOOP", "sim_factory", "make_env"]
 
@@ -134,16 +131,9 @@ class LiberoSim(Simulator):
         return len(images)
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        if self.env is not None:
-            try:
-                self.env.close()
-            except Exception:  # noqa: BLE001 - closing a broken env must not mask the real error
-                log.debug("closing the %s env failed", self.task, exc_info=True)
-            self.env = None
-            self.task = None
+        close_quietly(self._renderer, f"the {self.task} renderer")
+        close_quietly(self.env, f"the {self.task} env")
+        self._renderer = self.env = self.task = None
 
 
 def sim_factory(suite_name: str, config: LiberoConfig) -> functools.partial[LiberoSim]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from arena.errors import ConfigError
-from arena.validators import at_least
+from arena.validators import at_least, names_among
 
 __all__ = ["MetaWorldConfig", "CAMERAS", "METAWORLD_MAX_PATH_LENGTH"]
 
@@ -16,22 +15,12 @@ CAMERAS: tuple[str, ...] = ("corner", "corner2", "corner3", "corner4", "topview"
 METAWORLD_MAX_PATH_LENGTH = 500
 
 
-def _cameras(instance: object, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
-    if not value:
-        raise ConfigError("--cameras: expected at least one camera name, got none")
-    unknown = [c for c in value if c not in CAMERAS]
-    if unknown:
-        raise ConfigError(f"--cameras: unknown camera(s) {', '.join(unknown)}; known: {', '.join(CAMERAS)}")
-    if len(set(value)) != len(value):
-        raise ConfigError(f"--cameras: duplicate camera names in {value}")
-
-
 @attrs.define
 class MetaWorldConfig:
     cameras: tuple[str, ...] = attrs.field(
         default=("corner",),
         converter=lambda v: (v,) if isinstance(v, str) else tuple(v),
-        validator=_cameras,
+        validator=names_among(CAMERAS, kind="camera", minimum=1),
         metadata={"help": f"cameras to provide, by name ({', '.join(CAMERAS)})"},
     )
     image_height: int = attrs.field(

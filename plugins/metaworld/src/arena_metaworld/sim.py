@@ -9,7 +9,6 @@ slot's task changes.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,12 +16,10 @@ import mujoco
 import numpy as np
 
 from arena.env import EpisodeSpec
-from arena.vector import Simulator
+from arena.vector import Simulator, close_quietly
 from arena_metaworld.config import MetaWorldConfig
 from arena_metaworld.render import CameraRenderer
 from arena_metaworld.tasks import env_class
-
-log = logging.getLogger(__name__)
 
 __all__ = ["MetaWorldSim", "make_env", "seeded_reset", "sim_factory"]
 
@@ -128,16 +125,9 @@ class MetaWorldSim(Simulator):
         return self._renderer.render_into(out)
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-        if self.env is not None:
-            try:
-                self.env.close()
-            except Exception:  # noqa: BLE001 - closing a broken env must not mask the real error
-                log.debug("closing the %s env failed", self.task, exc_info=True)
-            self.env = None
-            self.task = None
+        close_quietly(self._renderer, f"the {self.task} renderer")
+        close_quietly(self.env, f"the {self.task} env")
+        self._renderer = self.env = self.task = None
 
 
 def sim_factory(config: MetaWorldConfig) -> functools.partial[MetaWorldSim]:
