@@ -199,3 +199,54 @@ def test_in_process_variable_keeps_every_slot_in_this_process(monkeypatch: pytes
         assert isinstance(env.runner, InProcessSlots)
     finally:
         env.close()
+
+
+class Stopper(Killer):
+    """SIGSTOPs the worker of slot 1 once, mid-episode (alive, silent), with a 2 s worker timeout."""
+
+    def infer(self, observation, env_mask):  # noqa: ANN001, ANN202
+        self.env.runner.timeout_s = 2.0
+        if env_mask[1]:
+            self.queries += 1
+            if not self.kills and self.queries == self.at:
+                self.stopped = self.env.worker_pid(1)
+                os.kill(self.stopped, signal.SIGSTOP)
+                self.kills += 1
+        return GoalSeekingPolicy.infer(self, observation, env_mask)
+
+
+@pytest.mark.timeout(60)
+def test_a_hung_worker_mid_run_is_replaced_and_the_run_goes_on() -> None:
+    """The pipelined loop waits on in-flight steps; a silent worker must not make it wait forever."""
+    import arena.builtins.debug_env as debug_env
+
+    made = []
+    original = debug_env.DebugEnvFamily.make
+
+    def make_and_keep(self, env_id, config, num_envs):  # noqa: ANN001, ANN202
+        made.append(original(self, env_id, config, num_envs))
+        return made[-1]
+
+    stopper = Factory(Stopper, action_horizon=2)
+
+    def factory(spec, n):  # noqa: ANN001, ANN202
+        policy = stopper(spec, n)
+        policy.env = made[-1]
+        return policy
+
+    debug_env.DebugEnvFamily.make = make_and_keep
+    try:
+        summary, records = evaluate_records(
+            factory, "debug/suite", episodes=4, num_envs=2, env_config={"slots": "processes"}
+        )
+    finally:
+        debug_env.DebugEnvFamily.make = original
+        victim = getattr(stopper.policy, "stopped", None)
+        if victim is not None:
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    _, undisturbed = evaluate_records(GoalSeekingPolicy, "debug/suite", episodes=4, num_envs=2)
+    assert stopper.policy.kills == 1 and summary.totals["episodes_lost"] == 1
+    assert outcomes(records) == outcomes(undisturbed)

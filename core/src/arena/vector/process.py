@@ -18,6 +18,7 @@ an infrastructure fault, not an env failure: the loop re-runs the episode.
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing as mp
 import os
 import select
@@ -173,7 +174,7 @@ class ProcessSlots(SlotRunner):
         log.warning("%s worker of slot %d replaced by pid %s", self.label, slot, self.workers[slot].proc.pid)
 
     def send(self, slots: Sequence[int], commands: Sequence[tuple[Any, ...]]) -> Ticket:
-        ticket = Ticket(slots, commands)
+        ticket = Ticket(slots, commands, time.monotonic() + self.timeout_s)
         for k, (slot, msg) in enumerate(zip(ticket.slots, ticket.commands)):
             worker = self.workers[slot]
             try:
@@ -193,42 +194,41 @@ class ProcessSlots(SlotRunner):
             ticket.replies[k] = (False, LOST, False, _death_reason(self.workers[ticket.slots[k]].proc), 0)
             self._replace(ticket.slots[k])
 
+    def _expire(self, ticket: Ticket) -> None:
+        """The deadline passed: the slots still silent are hung; their workers are replaced."""
+        for conn in list(ticket.pending):
+            k = ticket.pending.pop(conn)
+            ticket.replies[k] = (False, LOST, False, f"worker timed out: no answer within {self.timeout_s:g} s", 0)
+            self._replace(ticket.slots[k])
+
     def ready(self, ticket: Ticket) -> bool:
-        """Take the replies that arrived; True when none is missing."""
+        """Take the replies that arrived; True when none is missing (a hung slot's past its deadline)."""
         if ticket.pending:
             for conn in _readable(list(ticket.pending), 0):
                 self._receive(ticket, conn)
+            if ticket.pending and time.monotonic() >= ticket.deadline:
+                self._expire(ticket)
         return not ticket.pending
 
     def wait(self, tickets: Sequence[Ticket], timeout: float | None) -> None:
-        if any(self.ready(t) for t in tickets):
-            return
-        _readable([conn for t in tickets for conn in t.pending], timeout)  # a dead worker's pipe is readable (EOF)
+        """Until one ticket is complete (or past its deadline) or ``timeout`` passed; never longer than a deadline."""
+        end = math.inf if timeout is None else time.monotonic() + timeout
+        while not any(self.ready(t) for t in tickets):
+            now = time.monotonic()
+            if now >= end:
+                return
+            soonest = min(end, *(t.deadline for t in tickets if t.pending))
+            _readable([conn for t in tickets for conn in t.pending], max(0.0, soonest - now))  # EOF: a death
 
     def gather(self, ticket: Ticket) -> list[Reply]:
         """Wait for every reply of ``ticket``; dead or hung workers answer LOST and are replaced.
 
         Each worker holds the only other end of its pipe, so a worker that
-        dies makes its pipe readable at EOF: waiting on the pipes against one
-        deadline detects death and hangs alike.
+        dies makes its pipe readable at EOF: waiting on the pipes against the
+        ticket's deadline (``timeout_s`` after sending) detects death and hangs alike.
         """
-        deadline = time.monotonic() + self.timeout_s
-        while ticket.pending:
-            left = deadline - time.monotonic()
-            ready = _readable(list(ticket.pending), max(0.0, left))
-            for conn in ready:
-                self._receive(ticket, conn)
-            if not ready and left <= 0:
-                for conn in list(ticket.pending):
-                    k = ticket.pending.pop(conn)
-                    ticket.replies[k] = (
-                        False,
-                        LOST,
-                        False,
-                        f"worker timed out: no answer within {self.timeout_s:g} s",
-                        0,
-                    )
-                    self._replace(ticket.slots[k])
+        while not self.ready(ticket):
+            _readable(list(ticket.pending), max(0.0, ticket.deadline - time.monotonic()))
         return ticket.replies  # type: ignore[return-value]
 
     def close(self) -> None:

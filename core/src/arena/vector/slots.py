@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,15 +14,19 @@ __all__ = ["SlotRunner", "Ticket"]
 
 
 class Ticket:
-    """Commands sent to some slots, whose replies :meth:`SlotRunner.gather` collects."""
+    """Commands sent to some slots, whose replies :meth:`SlotRunner.gather` collects.
 
-    __slots__ = ("slots", "commands", "pending", "replies")
+    ``deadline`` (``time.monotonic()``): when the slots still silent count as lost (hung).
+    """
 
-    def __init__(self, slots: Sequence[int], commands: Sequence[tuple[Any, ...]]) -> None:
+    __slots__ = ("slots", "commands", "pending", "replies", "deadline")
+
+    def __init__(self, slots: Sequence[int], commands: Sequence[tuple[Any, ...]], deadline: float = math.inf) -> None:
         self.slots = list(slots)
         self.commands = list(commands)
         self.pending: dict[Any, int] = {}
         self.replies: list[Reply | None] = [None] * len(self.slots)
+        self.deadline = deadline
 
 
 class SlotRunner(abc.ABC):
@@ -49,7 +54,10 @@ class SlotRunner(abc.ABC):
         return True
 
     def wait(self, tickets: Sequence[Ticket], timeout: float | None) -> None:
-        """Block until one of ``tickets`` is ready or ``timeout`` passed (in process: always ready)."""
+        """Block until one of ``tickets`` is ready or ``timeout`` passed (in process: always ready).
+
+        A ticket whose deadline passed is ready: its silent slots answer LOST.
+        """
 
     def run(self, slots: Sequence[int], commands: Sequence[tuple[Any, ...]]) -> list[Reply]:
         return self.gather(self.send(slots, commands))
