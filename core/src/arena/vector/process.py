@@ -210,15 +210,27 @@ class ProcessSlots(SlotRunner):
                 self._expire(ticket)
         return not ticket.pending
 
+    def _settled(self, ticket: Ticket) -> bool:
+        """Complete, or expired now; reads no pipe."""
+        if ticket.pending and time.monotonic() >= ticket.deadline:
+            self._expire(ticket)
+        return not ticket.pending
+
     def wait(self, tickets: Sequence[Ticket], timeout: float | None) -> None:
-        """Until one ticket is complete (or past its deadline) or ``timeout`` passed; never longer than a deadline."""
+        """Until one ticket is complete (or past its deadline) or ``timeout`` passed; never longer than a deadline.
+
+        One ``select`` per wake-up: the replies it finds are taken at once (a select per ticket
+        and wake-up cost more CPU than the step of a state-only slot).
+        """
         end = math.inf if timeout is None else time.monotonic() + timeout
-        while not any(self.ready(t) for t in tickets):
+        while not any(self._settled(t) for t in tickets):
             now = time.monotonic()
             if now >= end:
                 return
+            owner = {conn: t for t in tickets for conn in t.pending}
             soonest = min(end, *(t.deadline for t in tickets if t.pending))
-            _readable([conn for t in tickets for conn in t.pending], max(0.0, soonest - now))  # EOF: a death
+            for conn in _readable(list(owner), max(0.0, soonest - now)):  # EOF: a death
+                self._receive(owner[conn], conn)
 
     def gather(self, ticket: Ticket) -> list[Reply]:
         """Wait for every reply of ``ticket``; dead or hung workers answer LOST and are replaced.
@@ -227,8 +239,9 @@ class ProcessSlots(SlotRunner):
         dies makes its pipe readable at EOF: waiting on the pipes against the
         ticket's deadline (``timeout_s`` after sending) detects death and hangs alike.
         """
-        while not self.ready(ticket):
-            _readable(list(ticket.pending), max(0.0, ticket.deadline - time.monotonic()))
+        while not self._settled(ticket):
+            for conn in _readable(list(ticket.pending), max(0.0, ticket.deadline - time.monotonic())):
+                self._receive(ticket, conn)
         return ticket.replies  # type: ignore[return-value]
 
     def close(self) -> None:
