@@ -168,3 +168,24 @@ def test_an_episode_after_another_matches_the_published_hard_reset() -> None:
     finally:
         env.close()
     np.testing.assert_allclose(np.array(ours), np.array(theirs), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "suite,task",
+    [("libero_goal", "turn_on_the_stove"), ("libero_goal", "open_the_middle_drawer_of_the_cabinet")],
+)
+def test_privileged_poses_of_fixtures_and_regions(suite: str, task: str) -> None:
+    """Goals naming a fixture (a stove) or a region (a drawer) as their object still give poses."""
+    from arena_libero.layout import slices
+
+    sl = slices(True)
+    sim = LiberoSim(suite, LiberoConfig(cameras=(), privileged=True))
+    try:
+        state = np.zeros(max(s.stop for s in sl.values()), np.float32)
+        sim.reset(EpisodeSpec(task, 0, 0), state)
+    finally:
+        sim.close()
+    pos, quat = state[sl["object_pos"]], state[sl["object_quat"]]
+    assert np.isfinite(state).all() and pos[2] > 0.5  # on the kitchen table, not the origin
+    assert abs(np.linalg.norm(quat) - 1.0) < 1e-4
+    np.testing.assert_array_equal(state[sl["target_pos"]], pos)  # no target: the object itself

@@ -1,8 +1,8 @@
 """``libero-expert``: a scripted pick-and-place policy that reads privileged poses.
 
-It solves tasks whose first goal predicate puts an object in or on a target
-(every ``libero_object`` task, several ``libero_spatial`` and ``libero_goal``
-ones): hover over the object, descend, close, lift (and when the object did not
+It is written for goals that put an object in or on a target and solves
+every ``libero_object`` task (bowls, as in ``libero_spatial``, would need a
+rim grasp it does not make; drawers and stoves are outside it): hover over the object, descend, close, lift (and when the object did not
 come along, open and try again), carry over the target, lower, open, while
 holding the gripper pointing straight down. It reads the privileged state groups (``object_pos``,
 ``target_pos``; the env option ``--privileged``), declared in
@@ -39,7 +39,7 @@ _LIFTED_DZ = 0.05  # the object rose this much with the gripper: grasped
 _HOVER_DZ = 0.10  # above the object before descending
 _GRASP_DZ = 0.03  # grasp this far above the object's origin (tall objects: bottles, cans)...
 _LOW_OBJECT_Z = 0.03  # ...unless it lies this low (flat boxes): then at its origin
-_CARRY_Z = 0.30
+_CARRY_DZ = 0.25  # carry this far above the higher of the grasp and the target
 _RELEASE_DZ = 0.12  # open this far above the target
 _CLOSE_STEPS = 12
 _DESCEND_STEPS = 30  # stop descending after this many steps (the object blocks the fingers)
@@ -103,11 +103,11 @@ class LiberoExpert(Policy):
             if self._count[r] > _CLOSE_STEPS:
                 self._next(r, _LIFT)
         elif phase == _LIFT:
-            goal, grip = np.array([eef[0], eef[1], _CARRY_Z]), 1.0
-            if eef[2] > _CARRY_Z - 0.03:
+            goal, grip = np.array([eef[0], eef[1], self._carry_z(r, target)]), 1.0
+            if eef[2] > goal[2] - 0.03:
                 self._next(r, _CARRY if obj[2] > self._grasp[r, 2] + _LIFTED_DZ else _HOVER)  # missed: again
         elif phase == _CARRY:
-            goal, grip = np.array([target[0], target[1], _CARRY_Z]), 1.0
+            goal, grip = np.array([target[0], target[1], self._carry_z(r, target)]), 1.0
             if np.linalg.norm((goal - eef)[:2]) < 0.015:
                 self._next(r, _LOWER)
         elif phase == _LOWER:
@@ -120,6 +120,10 @@ class LiberoExpert(Policy):
         action[:3] = np.clip((goal - eef) * _GAIN, -1.0, 1.0)
         action[6] = grip
         return action
+
+    def _carry_z(self, r: int, target: np.ndarray) -> float:
+        """Carrying height: above where the object was grasped and above the target (floor or table scenes)."""
+        return max(float(self._grasp[r, 2]), float(target[2])) + _CARRY_DZ
 
     def _next(self, r: int, phase: int) -> None:
         self._phase[r] = phase
@@ -140,7 +144,7 @@ class LiberoExpert(Policy):
             uses_instruction=False,
             info={
                 "env_option": "privileged=true (reads object_pos and target_pos)",
-                "solves": "pick-and-place goals (in/on): every libero_object task",
+                "solves": "every libero_object task (top-down pick and place; not bowls, drawers or stoves)",
             },
             problems=list(self._problems),
         )
