@@ -76,3 +76,28 @@ def test_openvla_libero_mapping_mirrors_the_agent_view_and_converts_the_gripper(
     env = t.to_env(reply)
     assert env[0, 6] == -1.0 and env[1, 6] == 1.0  # OpenVLA: 1 = open; LIBERO: -1 opens
     np.testing.assert_allclose(t.to_reply(env), reply)  # a served policy answers in OpenVLA's convention
+
+
+def test_vlaeval_libero_mapping_sends_vla_evals_own_libero_layout() -> None:
+    from arena_vlaeval.mapping import VlaevalMapping, VlaevalTranslator
+    from vla_eval.benchmarks.libero.benchmark import LIBEROBenchmark
+
+    mapping = VlaevalMapping.registered(SPEC)
+    assert mapping.source.startswith("vlaeval:libero_panda")
+    t = VlaevalTranslator(mapping, SPEC)
+    assert t.problems == []
+    obs = observation(1)
+    (sent,) = t.encode(obs, [0])
+    assert set(sent) == {"images", "task_description", "states"} and list(sent["images"]) == ["agentview", "wrist"]
+    np.testing.assert_array_equal(sent["images"]["agentview"], published_view(obs.images["agentview"])[0])
+    np.testing.assert_array_equal(sent["images"]["wrist"], published_view(obs.images["eye_in_hand"])[0])
+    assert sent["states"].shape == (8,) and sent["task_description"] == obs.instruction[0]
+    # the conventions vla-eval's LIBERO benchmark declares match the env's: nothing to convert
+    bench = LIBEROBenchmark.__new__(LIBEROBenchmark)
+    bench.send_wrist_image, bench.send_state = True, True
+    declared = {
+        "action_spec": {k: {"dims": v.dims, "format": v.format} for k, v in bench.get_action_spec().items()},
+        "observation_spec": {k: {"dims": v.dims, "format": v.format} for k, v in bench.get_observation_spec().items()},
+    }
+    problems, info = t.check_conventions(declared)
+    assert problems == [] and "gripper=binary_close_positive" in info["conventions"]

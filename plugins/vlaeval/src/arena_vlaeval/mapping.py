@@ -31,8 +31,8 @@ from arena.remote.translate import KeyTranslator
 
 __all__ = ["PACKAGED_MAPPINGS", "EMBODIMENT_MAPPINGS", "VlaevalMapping", "VlaevalTranslator", "packaged_mapping"]
 
-PACKAGED_MAPPINGS = {"metaworld": "metaworld.toml"}
-EMBODIMENT_MAPPINGS = {"sawyer": "metaworld"}
+PACKAGED_MAPPINGS = {"metaworld": "metaworld.toml", "libero": "libero.toml"}
+EMBODIMENT_MAPPINGS = {"sawyer": "metaworld", "libero_panda": "libero"}
 
 
 def _str_table(data: Mapping[str, Any], key: str, source: str) -> dict[str, str]:
