@@ -83,7 +83,8 @@ class Killer(GoalSeekingPolicy):
         return super().infer(observation, env_mask)
 
 
-def run_with_killer(times: int, retries: int = 2) -> tuple:
+def run_with_worker_fault(cls: type, retries: int = 2, **attributes: object) -> tuple:
+    """debug/suite on 2 worker processes with a ``cls`` policy that reaches the env (to hurt a worker)."""
     import arena.builtins.debug_env as debug_env
 
     made = []
@@ -93,12 +94,13 @@ def run_with_killer(times: int, retries: int = 2) -> tuple:
         made.append(original(self, env_id, config, num_envs))
         return made[-1]
 
-    killer = Factory(Killer, action_horizon=2)
+    maker = Factory(cls, action_horizon=2)
 
     def factory(spec, n):  # noqa: ANN001, ANN202
-        policy = killer(spec, n)
+        policy = maker(spec, n)
         policy.env = made[-1]
-        policy.times = times
+        for name, value in attributes.items():
+            setattr(policy, name, value)
         return policy
 
     debug_env.DebugEnvFamily.make = make_and_keep
@@ -108,7 +110,11 @@ def run_with_killer(times: int, retries: int = 2) -> tuple:
         )
     finally:
         debug_env.DebugEnvFamily.make = original
-    return summary, records, killer.policy
+    return summary, records, maker.policy
+
+
+def run_with_killer(times: int, retries: int = 2) -> tuple:
+    return run_with_worker_fault(Killer, retries, times=times)
 
 
 def test_a_killed_worker_loses_no_episode_and_counts_none_twice() -> None:
@@ -204,13 +210,15 @@ def test_in_process_variable_keeps_every_slot_in_this_process(monkeypatch: pytes
 class Stopper(Killer):
     """SIGSTOPs the worker of slot 1 once, mid-episode (alive, silent), with a 2 s worker timeout."""
 
+    stopped: list[int] = []  # pids, SIGKILLed by the test
+
     def infer(self, observation, env_mask):  # noqa: ANN001, ANN202
         self.env.runner.timeout_s = 2.0
         if env_mask[1]:
             self.queries += 1
             if not self.kills and self.queries == self.at:
-                self.stopped = self.env.worker_pid(1)
-                os.kill(self.stopped, signal.SIGSTOP)
+                Stopper.stopped.append(self.env.worker_pid(1))
+                os.kill(Stopper.stopped[-1], signal.SIGSTOP)
                 self.kills += 1
         return GoalSeekingPolicy.infer(self, observation, env_mask)
 
@@ -218,35 +226,14 @@ class Stopper(Killer):
 @pytest.mark.timeout(60)
 def test_a_hung_worker_mid_run_is_replaced_and_the_run_goes_on() -> None:
     """The pipelined loop waits on in-flight steps; a silent worker must not make it wait forever."""
-    import arena.builtins.debug_env as debug_env
-
-    made = []
-    original = debug_env.DebugEnvFamily.make
-
-    def make_and_keep(self, env_id, config, num_envs):  # noqa: ANN001, ANN202
-        made.append(original(self, env_id, config, num_envs))
-        return made[-1]
-
-    stopper = Factory(Stopper, action_horizon=2)
-
-    def factory(spec, n):  # noqa: ANN001, ANN202
-        policy = stopper(spec, n)
-        policy.env = made[-1]
-        return policy
-
-    debug_env.DebugEnvFamily.make = make_and_keep
     try:
-        summary, records = evaluate_records(
-            factory, "debug/suite", episodes=4, num_envs=2, env_config={"slots": "processes"}
-        )
+        summary, records, policy = run_with_worker_fault(Stopper)
     finally:
-        debug_env.DebugEnvFamily.make = original
-        victim = getattr(stopper.policy, "stopped", None)
-        if victim is not None:
+        for pid in Stopper.stopped:
             try:
-                os.kill(victim, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
     _, undisturbed = evaluate_records(GoalSeekingPolicy, "debug/suite", episodes=4, num_envs=2)
-    assert stopper.policy.kills == 1 and summary.totals["episodes_lost"] == 1
+    assert policy.kills == 1 and summary.totals["episodes_lost"] == 1
     assert outcomes(records) == outcomes(undisturbed)

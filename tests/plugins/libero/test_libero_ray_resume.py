@@ -3,8 +3,6 @@ one-host episodes, renders and videos; an interrupted run resumes without losing
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +18,6 @@ ENV = f"libero/{SUITE}/{TASKS[0]}"
 OPTIONS = dict(
     episodes=2, max_steps=30, videos=1, env_config={"privileged": True, "image_size": 32, "cameras": ("agentview",)}
 )
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[Any]:
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    from arena.backends.ray_runtime import RayRuntime
-
-    with RayRuntime(None, num_cpus=2) as runtime:
-        yield runtime.ray
 
 
 def outcomes(out: Path) -> list:

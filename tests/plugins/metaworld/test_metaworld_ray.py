@@ -7,8 +7,6 @@ video reads, and the render count equals the one-host run's.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +17,6 @@ import arena
 pytestmark = pytest.mark.timeout(300)
 
 OPTIONS = dict(episodes=1, max_steps=40, seed=2, videos=1, env_config={"image_height": 48, "image_width": 64})
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[Any]:
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    from arena.backends.ray_runtime import RayRuntime
-
-    with RayRuntime(None, num_cpus=2) as runtime:
-        yield runtime.ray
 
 
 def _outcomes(out: Path) -> list:
