@@ -206,9 +206,7 @@ class ProcessSlots(SlotRunner):
         if ticket.pending:
             for conn in _readable(list(ticket.pending), 0):
                 self._receive(ticket, conn)
-            if ticket.pending and time.monotonic() >= ticket.deadline:
-                self._expire(ticket)
-        return not ticket.pending
+        return self._settled(ticket)
 
     def _settled(self, ticket: Ticket) -> bool:
         """Complete, or expired now; reads no pipe."""

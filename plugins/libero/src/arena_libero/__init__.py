@@ -7,7 +7,7 @@ protocol (fixed initial states, settling no-ops, per-suite step limits);
 
 from __future__ import annotations
 
-from arena.vector.gl import prefer_egl
+from arena.gl import prefer_egl
 
 prefer_egl(__name__)  # before robosuite or mujoco is imported
 

@@ -17,6 +17,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+import mujoco
 import numpy as np
 
 from arena.env import EpisodeSpec
@@ -110,8 +111,6 @@ class LiberoSim(Simulator):
 
     def _pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """World position and (x, y, z, w) orientation of an object, fixture or region (a site) by BDDL name."""
-        import mujoco
-
         data = self.env.env.sim.data
         body = self.env.env.obj_body_id.get(name)
         quat = np.empty(4)
@@ -127,8 +126,6 @@ class LiberoSim(Simulator):
     def render(self, images: Mapping[str, np.ndarray]) -> int:
         if self.env is None or not images:
             return 0
-        import mujoco
-
         if self._renderer is None:
             size = self.config.image_size
             self._renderer = mujoco.Renderer(self.env.sim.model._model, size, size)

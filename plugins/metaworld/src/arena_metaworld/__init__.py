@@ -8,7 +8,7 @@ processes inherit the variable.
 
 from __future__ import annotations
 
-from arena.vector.gl import prefer_egl
+from arena.gl import prefer_egl
 
 prefer_egl(__name__)
 

@@ -47,7 +47,7 @@ _F = remote_fields(
     "openpi",
     DEFAULT_PORT,
     API_KEY_ENV,
-    ("libero", "droid", "metaworld", "point2d"),
+    tuple(PACKAGED_MAPPINGS),
     timeout_s=300.0,
     token_help="sent as 'Authorization: Api-Key TOKEN'",
 )
